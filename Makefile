@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh machine:
+#   make serve   create .venv, install wsgen, serve on the embedded defaults
+#   make test    create .venv, install wsgen with test tools, run every check and test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: serve test lint typecheck generate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/wsgen serve
+
+test: $(STAMP)
+	$(BIN)/wsgen generate --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict core cli middleware
+	$(BIN)/pytest
+
+generate: $(STAMP)
+	$(BIN)/wsgen generate
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache

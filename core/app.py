@@ -1,0 +1,87 @@
+"""The app factory: mounts every registered handler on Starlette with its lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from core.dev_secrets import resolve_secrets
+from core.endpoint import RouteEndpoint, deny
+from core.errors import ConfigError, Reject
+from core.logging import configure_logging, get_logger
+from core.services import Services
+from core.settings import Settings, load_settings
+from core.tokens import TokenCodec
+from core.ws import WebSocketHandler
+
+log = get_logger("wsgen.app")
+
+
+def create_app(handlers: Sequence[WebSocketHandler], settings: Settings | None = None) -> Starlette:
+    """A Starlette app serving ``handlers``; most specific paths are matched first.
+
+    Raises:
+        ConfigError: for bad settings or two handlers on the same path.
+    """
+    settings = settings or load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    services = build_services(settings)
+
+    ordered = sorted(handlers, key=lambda h: (h.route.specificity, h.route.shape, h.path))
+    shapes: dict[object, str] = {}
+    for handler in ordered:
+        if handler.route.shape in shapes:
+            raise ConfigError(
+                f"{handler.path!r} collides with {shapes[handler.route.shape]!r}; "
+                "run `wsgen generate` to see where"
+            )
+        shapes[handler.route.shape] = handler.path
+
+    routes: list[BaseRoute] = [
+        WebSocketRoute(h.route.starlette_path, RouteEndpoint(h, services)) for h in ordered
+    ]
+    routes.append(Route("/healthz", healthz, methods=["GET"]))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        log.info("wsgen started", routes=[h.path for h in ordered])
+        yield
+        log.info("wsgen stopped")
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = services
+    app.router.default = not_found
+    return app
+
+
+def build_services(settings: Settings) -> Services:
+    secrets = resolve_secrets(settings)
+    if secrets.created_file is not None:
+        log.warning(
+            "development secrets created; set WSGEN_JWT_SECRET and WSGEN_API_KEY in production",
+            file=str(secrets.created_file),
+        )
+    tokens = TokenCodec.from_settings(settings, secrets.jwt_secret)
+    return Services(settings=settings, tokens=tokens)
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """404 for an unknown path: an HTTP response for both plain requests and handshakes."""
+    if scope["type"] == "websocket":
+        rejection = Reject(404, "not_found", f"no WebSocket route at {scope['path']}")
+        await deny(WebSocket(scope, receive, send), rejection)
+        return
+    if scope["type"] == "http":
+        response = JSONResponse({"error": "not_found", "message": "no such path"}, 404)
+        await response(scope, receive, send)

@@ -1,0 +1,205 @@
+"""The lifecycle of one connection on one route: middleware, upgrade, hooks, close.
+
+Every hook failure is caught and logged here, in :meth:`RouteEndpoint._failed`,
+with the phase, route, connection id, user id and traceback (SPEC §9), so that a
+handler bug never reaches another connection or the server:
+
+- middleware raising anything but ``Reject``: the handshake is refused with 500;
+- ``on_connect``: the connection is closed with 1011;
+- an event handler or ``on_message``: the sender gets ``internal_error``, the
+  connection stays open;
+- ``on_close`` / ``on_error``: logged, nothing else to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from core.close_codes import CloseCode
+from core.connection import Connection
+from core.context import Context
+from core.envelope import Inbound, ProtocolError, parse
+from core.errors import ClientError, Reject
+from core.logging import get_logger
+from core.services import Services
+from core.ws import WebSocketHandler
+
+log = get_logger("wsgen.endpoint")
+
+
+class RouteEndpoint:
+    """The ASGI app of one handler's route (one instance per route)."""
+
+    def __init__(self, handler: WebSocketHandler, services: Services) -> None:
+        self.handler = handler
+        self.services = services
+        self.route = handler.path
+        # Characters are a lower bound of UTF-8 bytes: a longer text is too big for sure.
+        self._max_chars = services.settings.max_message_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        ctx = Context(
+            route=self.route,
+            path_params=websocket.path_params,
+            headers=websocket.headers,
+            query_params=websocket.query_params,
+            subprotocols=tuple(scope.get("subprotocols", ())),
+            services=self.services,
+        )
+        if not await self._run_middleware(ctx, websocket):
+            return
+        await websocket.accept(subprotocol=ctx.subprotocol)
+        conn = Connection(websocket, self.route, ctx.user_id)
+        try:
+            if await self._connect(ctx, conn):
+                await self._receive_loop(ctx, conn, websocket)
+        finally:
+            if self.handler.on_close is not None:
+                try:
+                    await self.handler.on_close(ctx, conn)
+                except Exception as exc:
+                    self._failed("on_close", ctx, conn, exc)
+            await conn.close(CloseCode.NORMAL_CLOSURE)
+
+    async def _run_middleware(self, ctx: Context, websocket: WebSocket) -> bool:
+        try:
+            for middleware in self.handler.middleware:
+                await middleware(ctx)
+        except Reject as rejection:
+            await deny(websocket, rejection)
+            log.info(
+                "handshake refused",
+                route=self.route,
+                status=rejection.status,
+                code=rejection.code,
+            )
+            return False
+        except Exception as exc:
+            self._failed("middleware", ctx, None, exc)
+            await deny(websocket, Reject(500, "internal_error", "the handshake failed"))
+            return False
+        return True
+
+    async def _connect(self, ctx: Context, conn: Connection) -> bool:
+        if self.handler.on_connect is None:
+            return True
+        try:
+            await self.handler.on_connect(ctx, conn)
+        except Exception as exc:
+            self._failed("on_connect", ctx, conn, exc)
+            await self._on_error(ctx, conn, exc)
+            await conn.close(CloseCode.INTERNAL_ERROR, "on_connect failed")
+            return False
+        return True
+
+    async def _receive_loop(self, ctx: Context, conn: Connection, websocket: WebSocket) -> None:
+        receive = websocket.receive
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                conn.closed = True
+                conn.close_code = message.get("code")
+                return
+            text = message.get("text")
+            if text is None:
+                await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+                return
+            if len(text) > self._max_chars and len(text.encode()) > self._max_chars:
+                await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
+                return
+            await self._dispatch(ctx, conn, text)
+            if conn.closed:
+                return
+
+    async def _dispatch(self, ctx: Context, conn: Connection, text: str) -> None:
+        try:
+            inbound = parse(text)
+        except ProtocolError as err:
+            await conn.send_error(err.code, err.message, err.ref)
+            return
+        event = self.handler.event_table.get(inbound.event)
+        if event is not None:
+            try:
+                inbound.data = event.adapter.validate_python(
+                    {} if inbound.data is None else inbound.data
+                )
+            except ValidationError as exc:
+                await conn.send_error("invalid_payload", describe(exc), inbound.ref)
+                return
+            hook = event.handler
+        elif self.handler.on_message is not None:
+            hook = self.handler.on_message
+        else:
+            await conn.send_error(
+                "unknown_event", f"{inbound.event!r} is not accepted on {self.route}", inbound.ref
+            )
+            return
+        try:
+            result = await hook(ctx, conn, inbound)
+        except ClientError as err:
+            await conn.send_error(err.code, err.message, inbound.ref)
+            return
+        except Exception as exc:
+            self._failed("on_message", ctx, conn, exc, message_event=inbound.event)
+            await self._on_error(ctx, conn, exc)
+            await conn.send_error(
+                "internal_error", "the server failed to handle this message", inbound.ref
+            )
+            return
+        if inbound.ref is not None:
+            await conn.send("ack", ack_payload(inbound, result))
+
+    async def _on_error(self, ctx: Context, conn: Connection, error: BaseException) -> None:
+        if self.handler.on_error is None:
+            return
+        try:
+            await self.handler.on_error(ctx, conn, error)
+        except Exception as exc:
+            self._failed("on_error", ctx, conn, exc)
+
+    def _failed(
+        self,
+        phase: str,
+        ctx: Context,
+        conn: Connection | None,
+        exc: BaseException,
+        **fields: Any,
+    ) -> None:
+        """The one place a hook failure is logged."""
+        log.error(
+            "handler failed",
+            phase=phase,
+            route=self.route,
+            connection_id=conn.id if conn is not None else None,
+            user_id=ctx.user_id,
+            error=type(exc).__name__,
+            exc_info=exc,
+            **fields,
+        )
+
+
+def ack_payload(inbound: Inbound, result: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {"ref": inbound.ref}
+    if isinstance(result, dict):
+        payload.update(result)
+    return payload
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation problem, naming its field: ``text: String should have ...``."""
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+async def deny(websocket: WebSocket, rejection: Reject) -> None:
+    """Refuse the handshake with an HTTP response, before the upgrade (SPEC §4)."""
+    await websocket.send_denial_response(
+        JSONResponse({"error": rejection.code, "message": rejection.message}, rejection.status)
+    )

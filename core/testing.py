@@ -1,0 +1,81 @@
+"""Helpers for testing handlers against a real server, as clients will use it.
+
+    async with serve(handlers, settings) as server:
+        async with connect(server.ws_url("/ws/user"), token=server.token("u1")) as ws:
+            ...
+
+The server is a real uvicorn on a loopback port chosen by the OS; it is ready
+when ``serve`` yields (no sleeping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+
+from core.app import create_app
+from core.server import uvicorn_options
+from core.services import Services
+from core.settings import Settings
+from core.ws import WebSocketHandler
+
+RECEIVE_TIMEOUT = 5.0
+
+
+@dataclass(slots=True)
+class RunningServer:
+    app: Starlette
+    host: str
+    port: int
+
+    @property
+    def services(self) -> Services:
+        return self.app.state.services  # type: ignore[no-any-return]
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://{self.host}:{self.port}{path}"
+
+    def http_url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def token(self, user_id: str, ttl: float = 3600) -> str:
+        return self.services.tokens.issue(user_id, ttl)
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handlers: Sequence[WebSocketHandler] | Starlette, settings: Settings
+) -> AsyncIterator[RunningServer]:
+    """Run a real uvicorn server in this event loop on 127.0.0.1 and an OS-chosen port."""
+    app = handlers if isinstance(handlers, Starlette) else create_app(handlers, settings)
+    options = uvicorn_options(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, **options)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises why startup failed
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield RunningServer(app, "127.0.0.1", port)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def receive_json(ws: Any, timeout: float = RECEIVE_TIMEOUT) -> Any:
+    """The next frame of a ``websockets`` client, decoded; fails after ``timeout`` seconds."""
+    return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
