@@ -51,7 +51,10 @@ def app_from_environment() -> Starlette:
     if os.environ.get(REGENERATE_ENV) == "1":
         from cli.generate import generate
 
-        generate(root)
+        outcome = generate(root)
+        if outcome.errors:
+            # Fail this worker; the reloader starts a new one on the next change.
+            raise ConfigError("handlers have errors:\n" + "\n".join(map(str, outcome.errors)))
     return app_from_registry(root)
 
 
