@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     api_key: str | None = None
     secrets_file: Path = Path(".wsgen/secrets.json")
 
+    database_url: str = "sqlite+aiosqlite:///wsgen.db"
     broker_url: str = "memory://"
     query_token: bool = False
     max_message_bytes: int = Field(65536, ge=256)
