@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_WS := tests/node/node_modules/ws/package.json
 
 .PHONY: serve test lint typecheck generate clean
 
@@ -17,7 +18,12 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/wsgen serve
 
-test: $(STAMP)
+# The seed's client-integration code runs under Node with the `ws` package.
+$(NODE_WS): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_WS)
+
+test: $(STAMP) $(NODE_WS)
 	$(BIN)/wsgen generate --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

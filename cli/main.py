@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from cli import new
+from cli import db, new
+from cli.client import client_command
 from cli.generate import generate_command
 from cli.routes import routes_command
 from cli.serve import serve_command
@@ -21,3 +22,5 @@ app.add_typer(new.app, name="new")
 app.command("routes")(routes_command)
 app.command("serve")(serve_command)
 app.command("token")(token_command)
+app.add_typer(db.app, name="db")
+app.command("client")(client_command)

@@ -17,6 +17,11 @@ def token_command(
     ttl: Annotated[int, typer.Option("--ttl", min=1, help="Seconds until it expires.")] = 3600,
 ) -> None:
     """Print a signed bearer token for USER_ID."""
+    typer.echo(mint(user_id, ttl))
+
+
+def mint(user_id: str, ttl: int) -> str:
+    """A token signed with the server's secret (the development one when none is set)."""
     try:
         settings = load_settings()
         secrets = resolve_secrets(settings)
@@ -26,4 +31,4 @@ def token_command(
         raise typer.Exit(1) from None
     if secrets.created_file is not None:
         typer.echo(f"created development secrets in {secrets.created_file}", err=True)
-    typer.echo(token)
+    return token

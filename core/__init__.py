@@ -5,7 +5,7 @@ from core.close_codes import CloseCode
 from core.connection import Connection
 from core.context import Context
 from core.envelope import Inbound
-from core.errors import ClientError, Reject
+from core.errors import ClientError, Reject, StoreUnavailable
 from core.ws import Event, WebSocketHandler
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Event",
     "Inbound",
     "Reject",
+    "StoreUnavailable",
     "WebSocketHandler",
     "now_iso",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,28 +13,76 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from core.api import rooms
+from core.api.http import EXCEPTION_HANDLERS
+from core.brokers import Backend, backend_from_url
 from core.dev_secrets import resolve_secrets
 from core.endpoint import RouteEndpoint, deny
 from core.errors import ConfigError, Reject
+from core.hub import Hub
 from core.logging import configure_logging, get_logger
 from core.services import Services
 from core.settings import Settings, load_settings
 from core.tokens import TokenCodec
 from core.ws import WebSocketHandler
 
+if TYPE_CHECKING:
+    from core.store import Store
+
 log = get_logger("wsgen.app")
 
 
-def create_app(handlers: Sequence[WebSocketHandler], settings: Settings | None = None) -> Starlette:
-    """A Starlette app serving ``handlers``; most specific paths are matched first.
+def create_app(
+    handlers: Sequence[WebSocketHandler],
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    backend: Backend | None = None,
+) -> Starlette:
+    """A Starlette app serving ``handlers`` and the HTTP API.
+
+    The store (from ``WSGEN_DATABASE_URL``) is opened and the broker started when
+    the app starts. ``store`` and ``backend`` can be injected, e.g. so that tests
+    run two apps on one in-process bus as if they were two processes.
 
     Raises:
         ConfigError: for bad settings or two handlers on the same path.
     """
     settings = settings or load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    services = build_services(settings)
+    services = build_services(settings, backend or backend_from_url(settings.broker_url))
+    ordered = _ordered(handlers)
+    routes: list[BaseRoute] = [
+        WebSocketRoute(h.route.starlette_path, RouteEndpoint(h, services)) for h in ordered
+    ]
+    routes += rooms.routes
+    routes.append(Route("/healthz", healthz, methods=["GET"]))
 
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        from core.store import open_store
+
+        own_store = store is None
+        services._store = store or await open_store(settings.database_url)
+        await services.hub.start()
+        log.info("wsgen started", routes=[h.path for h in ordered], node=services.hub.node_id)
+        try:
+            yield
+        finally:
+            await services.hub.stop()
+            if own_store:
+                await services.store.close()
+            log.info("wsgen stopped")
+
+    handlers_: Any = EXCEPTION_HANDLERS
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers_)
+    app.state.services = services
+    app.router.default = not_found
+    return app
+
+
+def _ordered(handlers: Sequence[WebSocketHandler]) -> list[WebSocketHandler]:
+    """Most specific paths first; two handlers on one path shape are refused."""
     ordered = sorted(handlers, key=lambda h: (h.route.specificity, h.route.shape, h.path))
     shapes: dict[object, str] = {}
     for handler in ordered:
@@ -43,33 +92,22 @@ def create_app(handlers: Sequence[WebSocketHandler], settings: Settings | None =
                 "run `wsgen generate` to see where"
             )
         shapes[handler.route.shape] = handler.path
-
-    routes: list[BaseRoute] = [
-        WebSocketRoute(h.route.starlette_path, RouteEndpoint(h, services)) for h in ordered
-    ]
-    routes.append(Route("/healthz", healthz, methods=["GET"]))
-
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        log.info("wsgen started", routes=[h.path for h in ordered])
-        yield
-        log.info("wsgen stopped")
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.services = services
-    app.router.default = not_found
-    return app
+    return ordered
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, backend: Backend) -> Services:
     secrets = resolve_secrets(settings)
     if secrets.created_file is not None:
         log.warning(
             "development secrets created; set WSGEN_JWT_SECRET and WSGEN_API_KEY in production",
             file=str(secrets.created_file),
         )
-    tokens = TokenCodec.from_settings(settings, secrets.jwt_secret)
-    return Services(settings=settings, tokens=tokens)
+    return Services(
+        settings=settings,
+        tokens=TokenCodec.from_settings(settings, secrets.jwt_secret),
+        hub=Hub(backend),
+        api_key=secrets.api_key,
+    )
 
 
 async def healthz(_request: Request) -> Response:

@@ -1,17 +1,20 @@
 """The connection object hooks receive as ``ws``.
 
-It wraps the server's WebSocket so that handlers, and everything that keeps
-connections (the hub), depend on this small interface only.
+It wraps the server's WebSocket so that handlers, and the hub that keeps
+connections, depend on this small interface only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import uuid
 from typing import Any, Protocol
 
-from core.close_codes import clip_reason
+from core.close_codes import CloseCode, clip_reason
 from core.envelope import Ref, encode, error_frame
+from core.tasks import spawn
 
 
 class Transport(Protocol):
@@ -31,7 +34,17 @@ class Connection:
     a peer leaving during a broadcast is normal, not an error.
     """
 
-    __slots__ = ("_transport", "close_code", "closed", "id", "route", "state", "user_id")
+    __slots__ = (
+        "_expiry",
+        "_transport",
+        "close_code",
+        "closed",
+        "id",
+        "route",
+        "state",
+        "topics",
+        "user_id",
+    )
 
     def __init__(self, transport: Transport, route: str, user_id: str | None) -> None:
         self.id = str(uuid.uuid4())
@@ -40,7 +53,10 @@ class Connection:
         self.state: dict[str, Any] = {}
         self.closed = False
         self.close_code: int | None = None
+        # Hub bookkeeping: the broker topics this connection is tracked under.
+        self.topics: set[str] = set()
         self._transport = transport
+        self._expiry: asyncio.TimerHandle | None = None
 
     async def send(self, event: str, payload: Any = None) -> bool:
         """Send one ``{"event", "payload"}`` frame."""
@@ -61,14 +77,29 @@ class Connection:
             return False
         return True
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code``; later calls do nothing."""
+        self.expire_at(None)
         if self.closed:
             return
         self.closed = True
         self.close_code = code
         with contextlib.suppress(OSError, RuntimeError):
             await self._transport.close(code, clip_reason(reason))
+
+    def expire_at(self, deadline: float | None) -> None:
+        """Close with 4401 at ``deadline`` (Unix time); None disarms. Re-arming replaces."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if deadline is None or self.closed:
+            return
+        delay = max(0.0, deadline - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        spawn(self.close(CloseCode.TOKEN_EXPIRED, "token expired"))
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} user={self.user_id} route={self.route}>"

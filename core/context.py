@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 class Context:
     """The handshake of one connection, shared by its middleware and hooks.
 
-    Middleware fill ``user_id`` and ``state``; a middleware that authenticates
-    through the subprotocol sets ``subprotocol`` to the one the server selects.
+    Middleware fill ``user_id``, ``expires_at`` and ``state``; a middleware that
+    authenticates through the subprotocol sets ``subprotocol`` to the one the
+    server selects.
     """
 
     route: str
@@ -26,4 +27,6 @@ class Context:
     services: Services
     user_id: str | None = None
     subprotocol: str | None = None
+    # When the presented credentials expire (Unix time): the connection closes with 4401.
+    expires_at: float | None = None
     state: dict[str, Any] = field(default_factory=dict)

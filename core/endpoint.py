@@ -26,7 +26,9 @@ from core.context import Context
 from core.envelope import Inbound, ProtocolError, parse
 from core.errors import ClientError, Reject
 from core.logging import get_logger
+from core.refresh import BUILTIN_EVENTS
 from core.services import Services
+from core.settings import origins
 from core.ws import WebSocketHandler
 
 log = get_logger("wsgen.endpoint")
@@ -41,6 +43,8 @@ class RouteEndpoint:
         self.route = handler.path
         # Characters are a lower bound of UTF-8 bytes: a longer text is too big for sure.
         self._max_chars = services.settings.max_message_bytes
+        self._origins = origins(services.settings)
+        self._events = {**BUILTIN_EVENTS, **handler.event_table}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -56,19 +60,24 @@ class RouteEndpoint:
             return
         await websocket.accept(subprotocol=ctx.subprotocol)
         conn = Connection(websocket, self.route, ctx.user_id)
+        conn.expire_at(ctx.expires_at)
         try:
             if await self._connect(ctx, conn):
                 await self._receive_loop(ctx, conn, websocket)
         finally:
+            conn.expire_at(None)
             if self.handler.on_close is not None:
                 try:
                     await self.handler.on_close(ctx, conn)
                 except Exception as exc:
                     self._failed("on_close", ctx, conn, exc)
+            # Whatever on_close did or failed to do, no ghost stays in the hub.
+            await self.services.hub.discard(conn)
             await conn.close(CloseCode.NORMAL_CLOSURE)
 
     async def _run_middleware(self, ctx: Context, websocket: WebSocket) -> bool:
         try:
+            self._check_origin(ctx)
             for middleware in self.handler.middleware:
                 await middleware(ctx)
         except Reject as rejection:
@@ -85,6 +94,12 @@ class RouteEndpoint:
             await deny(websocket, Reject(500, "internal_error", "the handshake failed"))
             return False
         return True
+
+    def _check_origin(self, ctx: Context) -> None:
+        """403 for a browser Origin outside ``WSGEN_ALLOWED_ORIGINS`` (when set)."""
+        origin = ctx.headers.get("origin")
+        if self._origins and origin is not None and origin.rstrip("/") not in self._origins:
+            raise Reject(403, "forbidden_origin", "this Origin may not connect")
 
     async def _connect(self, ctx: Context, conn: Connection) -> bool:
         if self.handler.on_connect is None:
@@ -123,7 +138,7 @@ class RouteEndpoint:
         except ProtocolError as err:
             await conn.send_error(err.code, err.message, err.ref)
             return
-        event = self.handler.event_table.get(inbound.event)
+        event = self._events.get(inbound.event)
         if event is not None:
             try:
                 inbound.data = event.adapter.validate_python(

@@ -4,7 +4,11 @@
     ├── ConfigError      a handler file or setting is wrong; carries a location
     │   └── InvalidPath  a route path that cannot be served
     ├── Reject           a middleware refuses the handshake (HTTP status, before the upgrade)
-    └── ClientError      a message is refused: the client gets `error`, the connection stays
+    ├── ClientError      a message is refused: the client gets `error`, the connection stays
+    └── StoreError       the store refused or could not do an operation
+        ├── StoreUnavailable  database unreachable, locked or failing: answer `unavailable`
+        ├── RoomExists        create_room with an id that is taken
+        └── RoomNotFound      an operation on a chat room that does not exist
 
 Messages say what to do, not only what went wrong.
 """
@@ -68,3 +72,32 @@ class ClientError(WsgenError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class StoreError(WsgenError):
+    """Root of the errors raised by the store (``core.store``)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is unreachable, locked or failing; nothing was written.
+
+    The message names the operation and the driver's error class, never user
+    data; the driver's exception is chained as ``__cause__``. Callers answer
+    ``unavailable`` (SPEC §6) and may retry later.
+    """
+
+
+class RoomExists(StoreError):
+    """``create_room`` was given an id that another chat room already has."""
+
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"chat room {room_id!r} already exists; choose another id or omit it")
+        self.room_id = room_id
+
+
+class RoomNotFound(StoreError):
+    """The chat room does not exist; create it first (``create_room``)."""
+
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"chat room {room_id!r} does not exist")
+        self.room_id = room_id

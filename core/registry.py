@@ -58,10 +58,12 @@ def load_module(file: Path, name: str) -> Any:
     """Execute a Python file as module ``name`` and return it.
 
     The module is put in ``sys.modules`` before it runs, as a normal import would,
-    so that pydantic can resolve annotations that refer to names in it.
+    so that pydantic can resolve annotations that refer to names in it. A module
+    of that name loaded from another file (another project, in tests) is replaced.
     """
-    if name in sys.modules:
-        return sys.modules[name]
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) == str(file):
+        return loaded
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot load {file}", str(file))

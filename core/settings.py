@@ -32,13 +32,23 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///wsgen.db"
     broker_url: str = "memory://"
+    allowed_origins: str = ""
     query_token: bool = False
+    user_max_connections: int = Field(1, ge=1)
+    chat_text_max: int = Field(4000, ge=1)
     max_message_bytes: int = Field(65536, ge=256)
     ping_interval: float = Field(20.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def origins(settings: Settings) -> frozenset[str]:
+    """``WSGEN_ALLOWED_ORIGINS`` as a set; empty means any origin."""
+    return frozenset(
+        o.strip().rstrip("/") for o in settings.allowed_origins.split(",") if o.strip()
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

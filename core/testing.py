@@ -79,3 +79,64 @@ async def receive_json(ws: Any, timeout: float = RECEIVE_TIMEOUT) -> Any:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class Client:
+    """A real WebSocket client with the protocol's framing, for tests.
+
+    Every receive has a timeout; ``expect`` asserts the next frame's event, so a
+    test that checks "nothing else arrived" sends a ``ping`` and expects ``pong``
+    next (frames to one connection keep their order).
+    """
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def recv(self, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
+        frame: dict[str, Any] = await receive_json(self.ws, timeout)
+        return frame
+
+    async def expect(self, event: str, timeout: float = RECEIVE_TIMEOUT) -> Any:
+        """The payload of the next frame, which must be ``event``."""
+        frame = await self.recv(timeout)
+        assert frame["event"] == event, f"expected {event!r}, got {frame}"
+        return frame["payload"]
+
+    async def send(self, event: str, data: Any = None, **envelope: Any) -> None:
+        message: dict[str, Any] = {"type": event, **envelope}
+        if data is not None:
+            message["data"] = data
+        await self.ws.send(orjson.dumps(message).decode())
+
+    async def request(self, event: str, data: Any = None, ref: str = "r", **envelope: Any) -> Any:
+        """Send with a ``ref`` and return the next frame (an ``ack`` or an ``error``)."""
+        await self.send(event, data, ref=ref, **envelope)
+        return await self.recv()
+
+    async def assert_quiet(self) -> None:
+        """Nothing is queued for this client: the answer to a ping is the next frame."""
+        await self.send("ping")
+        await self.expect("pong")
+
+    async def closed_with(self, timeout: float = RECEIVE_TIMEOUT) -> int | None:
+        """Wait for the server to close; the close code it sent (frames before it are skipped)."""
+        import websockets
+
+        async with asyncio.timeout(timeout):
+            try:
+                while True:
+                    await self.ws.recv()
+            except websockets.ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd is not None else None
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    server: RunningServer, path: str, user: str | None = None, **kwargs: Any
+) -> AsyncIterator[Client]:
+    """A client connected to ``path`` with a fresh token for ``user`` (none when None)."""
+    import websockets
+
+    headers = bearer(server.token(user)) if user is not None else None
+    async with websockets.connect(server.ws_url(path), additional_headers=headers, **kwargs) as ws:
+        yield Client(ws)

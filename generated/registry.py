@@ -14,11 +14,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 HANDLERS: tuple[HandlerEntry, ...] = (
     HandlerEntry(
+        path="/ws/comms/chat-rooms/:room",
+        file="handlers/comms/ws.chat-rooms.py",
+        module="wsgen_handlers.comms.chat_rooms",
+        middleware=("auth_middleware()", 'participant_middleware("room")'),
+        hooks=("on_connect", "on_close"),
+        events=(
+            "chat.message",
+            "chat.typing",
+            "ping",
+            "video.answer",
+            "video.ice-candidate",
+            "video.offer",
+        ),
+    ),
+    HandlerEntry(
         path="/ws/user",
         file="handlers/user/ws.user.py",
         module="wsgen_handlers.user.user",
         middleware=("auth_middleware()",),
-        hooks=("on_connect", "on_close"),
+        hooks=("on_connect",),
         events=("ping",),
     ),
 )

@@ -18,7 +18,7 @@ BEARER_SUBPROTOCOL = "bearer"
 
 
 def auth_middleware() -> Middleware:
-    """Require a valid token; sets ``ctx.user_id`` and ``ctx.state["token_expires_at"]``."""
+    """Require a valid token; sets ``ctx.user_id`` and ``ctx.expires_at``."""
 
     async def authenticate(ctx: Context) -> None:
         token = bearer_token(ctx)
@@ -29,7 +29,7 @@ def auth_middleware() -> Middleware:
         except InvalidToken as exc:
             raise Reject(401, "unauthorized", str(exc)) from None
         ctx.user_id = claims.user_id
-        ctx.state["token_expires_at"] = claims.expires_at
+        ctx.expires_at = claims.expires_at
 
     return authenticate
 

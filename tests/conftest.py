@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from core.server import app_from_registry
 from core.settings import Settings
+from core.testing import RunningServer, serve
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -18,6 +23,7 @@ def settings(tmp_path: Path) -> Settings:
     """Settings isolated from the developer's environment: secrets in a temp file."""
     return Settings(
         secrets_file=tmp_path / "secrets.json",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'wsgen.db'}",
         log_format="json",
         log_level="INFO",
         _env_file=None,  # type: ignore[call-arg]
@@ -59,3 +65,26 @@ def logs() -> Iterator[LogCapture]:
         yield capture
     finally:
         root.removeHandler(capture)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    """The project's own routes (generated/registry.py) on a real uvicorn, SQLite in tmp."""
+    async with serve(app_from_registry(ROOT, settings), settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def api(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the server, holding the service API key."""
+    headers = {"Authorization": f"Bearer {server.services.api_key}"}
+    async with httpx.AsyncClient(base_url=server.http_url(""), headers=headers) as client:
+        yield client
+
+
+async def create_room(api: httpx.AsyncClient, *participants: str) -> str:
+    """A new chat room with these participants; its id."""
+    response = await api.post("/api/internal/chat-rooms", json={"participants": list(participants)})
+    assert response.status_code == 201, response.text
+    room_id: str = response.json()["id"]
+    return room_id

@@ -1,8 +1,9 @@
-"""WebSocket route /ws/user.
+"""WebSocket route /ws/user: a user's personal notifications (SPEC §6).
 
-Made by `wsgen new handler user/user`. Add an `Event` per message the
-client may send, with a pydantic model for its data; run `wsgen generate` after
-changing `path` or `middleware`.
+The platform pushes `notification.new` and `appointment.*` events here with
+`send_to_user` (in the server) or `POST /api/internal/users/{userId}/events`.
+A user has at most WSGEN_USER_MAX_CONNECTIONS connections here (default 1);
+a newer one replaces the oldest, which is closed with 4409.
 """
 
 from __future__ import annotations
@@ -12,14 +13,9 @@ from middleware.auth import auth_middleware
 
 
 async def on_connect(ctx: Context, ws: Connection) -> None:
-    """Confirm the connection; the client's first message."""
-    await ws.send(
-        "connected",
-        {
-            "userId": ctx.user_id,
-            "timestamp": now_iso(),
-        },
-    )
+    """Confirm the connection, then start receiving the user's events."""
+    await ws.send("connected", {"userId": ctx.user_id, "timestamp": now_iso()})
+    await ctx.services.hub.track_user(ws, ctx.services.settings.user_max_connections)
 
 
 async def on_ping(ctx: Context, ws: Connection, message: Inbound) -> None:
@@ -27,15 +23,10 @@ async def on_ping(ctx: Context, ws: Connection, message: Inbound) -> None:
     await ws.send("pong", {"timestamp": now_iso()})
 
 
-async def on_close(ctx: Context, ws: Connection) -> None:
-    """Runs once when the connection ends, whatever ended it."""
-
-
 config = WebSocketHandler(
     path="/ws/user",
     middleware=[auth_middleware()],
     on_connect=on_connect,
-    on_close=on_close,
     events=[
         Event("ping", on_ping),
     ],

@@ -1,0 +1,1 @@
+"""The HTTP API (SPEC §7, §10): JSON in and out, camelCase fields."""

@@ -1,0 +1,210 @@
+"""The connection hub: who is connected, and delivery to users and channels.
+
+Users: connections tracked with :meth:`Hub.track_user` (``/ws/user``) receive
+:meth:`Hub.send_to_user`; at most ``limit`` per user, the oldest closed with 4409.
+Channels: ``<namespace>/<id>`` (``chat-rooms/…``, ``consultations/…``); a
+:meth:`Hub.broadcast` reaches every connection in the channel except the sender's
+connection (echo prevention by connection id, so the sender's other tabs do get it).
+
+Every delivery is encoded once, handed to the local connections, and published to
+the broker for the other processes, which deliver it to theirs. The hub never
+imports Starlette: it talks to :class:`~core.connection.Connection` only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from core.brokers import Backend
+from core.close_codes import CloseCode
+from core.connection import Connection
+from core.envelope import encode
+from core.logging import get_logger
+
+log = get_logger("wsgen.hub")
+
+USER_TOPIC = "u:"
+CHANNEL_TOPIC = "c:"
+
+
+@dataclass(slots=True, frozen=True)
+class Joined:
+    """The result of joining a channel."""
+
+    first: bool  # the user's first connection in the channel (announce them)
+    online: list[str]  # user ids in the channel now, the joining user included
+
+
+class Hub:
+    def __init__(self, backend: Backend, node_id: str | None = None) -> None:
+        self.backend = backend
+        self.node_id = node_id or uuid.uuid4().hex
+        # topic -> connection id -> connection, for this process's connections only.
+        self._local: dict[str, dict[str, Connection]] = {}
+
+    async def start(self) -> None:
+        await self.backend.broker.start(self._receive)
+
+    async def stop(self) -> None:
+        await self.backend.broker.stop()
+
+    # -- tracking ---------------------------------------------------------------
+
+    async def track_user(self, conn: Connection, limit: int) -> None:
+        """Make ``conn`` receive ``send_to_user``; close the user's oldest beyond ``limit``."""
+        user_id = _user_of(conn)
+        await self._add(USER_TOPIC + user_id, conn)
+        ids = await self.backend.sessions.add(user_id, conn.id)
+        if len(ids) > limit:
+            await self._close(
+                USER_TOPIC + user_id,
+                ids[: len(ids) - limit],
+                None,
+                CloseCode.REPLACED,
+                "replaced by a newer connection",
+            )
+
+    async def join(self, channel: str, conn: Connection) -> Joined:
+        """Subscribe ``conn`` to ``channel`` and record its presence there."""
+        user_id = _user_of(conn)
+        await self._add(CHANNEL_TOPIC + channel, conn)
+        first = await self.backend.presence.join(channel, conn.id, user_id)
+        return Joined(first, await self.backend.presence.members(channel))
+
+    async def leave(self, channel: str, conn: Connection) -> bool:
+        """Unsubscribe ``conn``; True when the user has no connection left in ``channel``."""
+        if not await self._remove(CHANNEL_TOPIC + channel, conn):
+            return False
+        return await self.backend.presence.leave(channel, conn.id, _user_of(conn))
+
+    async def discard(self, conn: Connection) -> None:
+        """Forget ``conn`` everywhere; the runtime calls it after ``on_close``."""
+        for topic in tuple(conn.topics):
+            if topic.startswith(CHANNEL_TOPIC):
+                await self.leave(topic[len(CHANNEL_TOPIC) :], conn)
+            elif await self._remove(topic, conn):
+                await self.backend.sessions.remove(_user_of(conn), conn.id)
+
+    async def online(self, channel: str) -> list[str]:
+        """The user ids connected to ``channel`` on any process."""
+        return await self.backend.presence.members(channel)
+
+    def local_connections(self, topic: str) -> list[Connection]:
+        """This process's connections tracked under ``topic`` (``u:<user>``, ``c:<channel>``)."""
+        return list(self._local.get(topic, {}).values())
+
+    # -- delivery ---------------------------------------------------------------
+
+    async def send_to_user(self, user_id: str, event: str, payload: Any) -> None:
+        """Deliver to every ``/ws/user`` connection of ``user_id``, on every process."""
+        await self._deliver(USER_TOPIC + user_id, encode(event, payload), None, None)
+
+    async def broadcast(
+        self,
+        channel: str,
+        event: str,
+        payload: Any,
+        *,
+        exclude: str | None = None,
+        to_user: str | None = None,
+    ) -> None:
+        """Deliver to the channel's connections, except connection id ``exclude``.
+
+        With ``to_user``, only that user's connections in the channel get it.
+        """
+        await self._deliver(CHANNEL_TOPIC + channel, encode(event, payload), exclude, to_user)
+
+    async def close_user_in_channel(
+        self, channel: str, user_id: str, code: int, reason: str
+    ) -> None:
+        """Close ``user_id``'s connections to ``channel`` on every process."""
+        await self._close(CHANNEL_TOPIC + channel, None, user_id, code, reason)
+
+    # -- internals --------------------------------------------------------------
+
+    async def _add(self, topic: str, conn: Connection) -> None:
+        members = self._local.get(topic)
+        if members is None:
+            members = self._local[topic] = {}
+            await self.backend.broker.subscribe(topic)
+        members[conn.id] = conn
+        conn.topics.add(topic)
+
+    async def _remove(self, topic: str, conn: Connection) -> bool:
+        conn.topics.discard(topic)
+        members = self._local.get(topic)
+        if members is None or members.pop(conn.id, None) is None:
+            return False
+        if not members:
+            del self._local[topic]
+            await self.backend.broker.unsubscribe(topic)
+        return True
+
+    async def _deliver(
+        self, topic: str, frame: str, exclude: str | None, to_user: str | None
+    ) -> None:
+        await _send_all(self._local.get(topic, {}).values(), frame, exclude, to_user)
+        message = {"o": self.node_id, "k": "send", "f": frame, "x": exclude, "u": to_user}
+        await self.backend.broker.publish(topic, orjson.dumps(message))
+
+    async def _close(
+        self, topic: str, ids: list[str] | None, user_id: str | None, code: int, reason: str
+    ) -> None:
+        await _close_matching(self._local.get(topic, {}).values(), ids, user_id, code, reason)
+        message = {
+            "o": self.node_id,
+            "k": "close",
+            "ids": ids,
+            "u": user_id,
+            "c": code,
+            "r": reason,
+        }
+        await self.backend.broker.publish(topic, orjson.dumps(message))
+
+    async def _receive(self, topic: str, data: bytes) -> None:
+        """A message from another process: deliver it to this process's connections."""
+        try:
+            message = orjson.loads(data)
+            if message["o"] == self.node_id:
+                return
+            local = self._local.get(topic, {}).values()
+            if message["k"] == "send":
+                await _send_all(local, message["f"], message["x"], message["u"])
+            elif message["k"] == "close":
+                await _close_matching(
+                    local, message["ids"], message["u"], message["c"], message["r"]
+                )
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.error("broker message dropped: not a hub message", topic=topic, size=len(data))
+
+
+async def _send_all(
+    conns: Iterable[Connection], frame: str, exclude: str | None, to_user: str | None
+) -> None:
+    for conn in tuple(conns):
+        if conn.id != exclude and (to_user is None or conn.user_id == to_user):
+            await conn.send_encoded(frame)
+
+
+async def _close_matching(
+    conns: Iterable[Connection],
+    ids: list[str] | None,
+    user_id: str | None,
+    code: int,
+    reason: str,
+) -> None:
+    wanted = None if ids is None else set(ids)
+    for conn in tuple(conns):
+        if (wanted is None or conn.id in wanted) and (user_id is None or conn.user_id == user_id):
+            await conn.close(code, reason)
+
+
+def _user_of(conn: Connection) -> str:
+    if conn.user_id is None:
+        raise ValueError("only authenticated connections can be tracked; add auth_middleware()")
+    return conn.user_id
