@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-Ref = str | int
+Ref = str | int | float
 
 
 class ProtocolError(Exception):
@@ -58,8 +58,8 @@ def parse(text: str | bytes) -> Inbound:
         raise ProtocolError("invalid_json", "the frame must be a JSON object")
 
     ref = obj.get("ref")
-    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int)):
-        raise ProtocolError("invalid_message", "`ref` must be a string or an integer")
+    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int | float)):
+        raise ProtocolError("invalid_message", "`ref` must be a string or a number")
 
     has_type = "type" in obj or "data" in obj
     has_event = "event" in obj or "payload" in obj

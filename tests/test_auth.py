@@ -139,9 +139,7 @@ async def test_malformed_authorization_header_is_401(
     server: RunningServer, path: str, header: str
 ) -> None:
     """An Authorization header that is not `Bearer <token>` is 401."""
-    status, body = await refusal(
-        server.ws_url(path), additional_headers={"Authorization": header}
-    )
+    status, body = await refusal(server.ws_url(path), additional_headers={"Authorization": header})
     assert status == 401
     assert body["error"] == "unauthorized"
 
@@ -210,11 +208,16 @@ async def test_origin_outside_the_allowed_list_is_403(settings: Settings) -> Non
         for path in (room_path(room), "/ws/user"):
             url = running.ws_url(path)
             headers = bearer(running.token("alice"))
-            for origin in ("https://evil.example.com", "http://app.example.com"):
-                status, body = await refusal(url, additional_headers=headers, origin=origin)
-                assert status == 403, origin
+            for bad in ("https://evil.example.com", "http://app.example.com"):
+                status, body = await refusal(url, additional_headers=headers, origin=bad)
+                assert status == 403, bad
                 assert body["error"] == "forbidden_origin"
-            for origin in ("https://app.example.com", "https://admin.example.com", None):
+            allowed: list[str | None] = [
+                "https://app.example.com",
+                "https://admin.example.com",
+                None,  # not a browser: no Origin header
+            ]
+            for origin in allowed:
                 async with open_client(url, additional_headers=headers, origin=origin) as alice:
                     assert (await alice.expect("connected"))["userId"] == "alice"
                     await alice.assert_quiet()
@@ -311,11 +314,11 @@ async def test_auth_refresh_with_a_bad_token_is_refused_and_expiry_stands(
     async with open_client(server.ws_url(path), additional_headers=bearer(token)) as alice:
         await alice.expect("connected")
         for i, bad in enumerate(bad_tokens):
-            reply = await alice.request("auth.refresh", {"token": bad}, ref=i)
+            reply = await alice.request("auth.refresh", {"token": bad}, ref=f"bad-{i}")
             assert reply["event"] == "error", reply
             assert reply["payload"]["code"] == "invalid_payload"
             assert reply["payload"]["message"].startswith("token:")
-            assert reply["payload"]["ref"] == i
+            assert reply["payload"]["ref"] == f"bad-{i}"
             assert bad not in reply["payload"]["message"]
         await alice.assert_quiet()
         assert await alice.closed_with(timeout=6) == 4401
