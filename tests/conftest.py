@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from core.server import app_from_registry
 from core.settings import Settings
-from core.testing import RunningServer, serve
+from core.testing import Client, RunningServer, connect, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,3 +89,30 @@ async def create_room(api: httpx.AsyncClient, *participants: str) -> str:
     assert response.status_code == 201, response.text
     room_id: str = response.json()["id"]
     return room_id
+
+
+def room_path(room: str) -> str:
+    return f"/ws/comms/chat-rooms/{room}"
+
+
+@asynccontextmanager
+async def room_members(
+    server: RunningServer, room: str, *users: str
+) -> AsyncIterator[list[Client]]:
+    """One connection per name in ``users``, joined in order, the greetings consumed.
+
+    Each client has read its `connected`, and every earlier client the `user.joined`
+    of each user that became present after it; the next frame is a new one.
+    """
+    async with AsyncExitStack() as stack:
+        clients: list[Client] = []
+        present: set[str] = set()
+        for user in users:
+            client = await stack.enter_async_context(connect(server, room_path(room), user))
+            await client.expect("connected")
+            if user not in present:
+                for earlier in clients:
+                    assert (await earlier.expect("user.joined"))["userId"] == user
+                present.add(user)
+            clients.append(client)
+        yield clients

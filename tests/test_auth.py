@@ -18,13 +18,9 @@ import websockets
 from core.server import app_from_registry
 from core.settings import Settings
 from core.testing import Client, RunningServer, bearer, connect, serve
-from tests.conftest import ROOT, LogCapture, create_room
+from tests.conftest import ROOT, LogCapture, create_room, room_path
 
 ALLOWED = "https://app.example.com, https://admin.example.com/"
-
-
-def room_path(room: str) -> str:
-    return f"/ws/comms/chat-rooms/{room}"
 
 
 def jwt_secret(settings: Settings) -> str:

@@ -8,17 +8,13 @@ import uuid
 import httpx
 
 from core.testing import RunningServer, connect
-from tests.conftest import create_room
+from tests.conftest import create_room, room_members, room_path
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 CHAT_MESSAGE_FIELDS = {
     "id", "chatRoom", "sender", "timestamp", "messageType", "message", "videoCallData",
     "createdAt", "updatedAt", "createdBy", "updatedBy", "from", "text",
 }  # fmt: skip
-
-
-def room_path(room: str) -> str:
-    return f"/ws/comms/chat-rooms/{room}"
 
 
 async def test_connected_lists_online_members_and_announces_joins_and_leaves(
@@ -63,17 +59,7 @@ async def test_chat_message_is_stored_acked_and_broadcast_without_echo(
 ) -> None:
     """Three members: the sender gets the ack, the others the stored ChatMessage, no echo."""
     room = await create_room(api, "alice", "bob", "carol")
-    async with (
-        connect(server, room_path(room), "alice") as alice,
-        connect(server, room_path(room), "bob") as bob,
-        connect(server, room_path(room), "carol") as carol,
-    ):
-        for client in (alice, bob, carol):
-            await client.expect("connected")
-        await alice.expect("user.joined")
-        await alice.expect("user.joined")
-        await bob.expect("user.joined")
-
+    async with room_members(server, room, "alice", "bob", "carol") as (alice, bob, carol):
         ack = await alice.request("chat.message", {"text": "  Hello!  "}, ref="m1")
         assert ack["event"] == "ack" and ack["payload"]["ref"] == "m1"
         stored = ack["payload"]["message"]
@@ -100,12 +86,7 @@ async def test_the_senders_other_connection_gets_the_message(
 ) -> None:
     """Echo prevention is by connection: the sender's second tab receives the message."""
     room = await create_room(api, "alice", "bob")
-    async with (
-        connect(server, room_path(room), "alice") as tab1,
-        connect(server, room_path(room), "alice") as tab2,
-    ):
-        await tab1.expect("connected")
-        await tab2.expect("connected")
+    async with room_members(server, room, "alice", "alice") as (tab1, tab2):
         await tab1.send("chat.message", {"text": "from tab 1"})
         assert (await tab2.expect("chat.message"))["message"] == "from tab 1"
         await tab1.assert_quiet()
@@ -116,13 +97,7 @@ async def test_chat_message_text_is_validated(
 ) -> None:
     """Missing, non-string, blank and over-long text: invalid_payload, nothing sent or stored."""
     room = await create_room(api, "alice", "bob")
-    async with (
-        connect(server, room_path(room), "alice") as alice,
-        connect(server, room_path(room), "bob") as bob,
-    ):
-        await alice.expect("connected")
-        await bob.expect("connected")
-        await alice.expect("user.joined")
+    async with room_members(server, room, "alice", "bob") as (alice, bob):
         for data, field in [
             ({}, "text"),
             ({"text": 5}, "text"),
@@ -146,13 +121,7 @@ async def test_typing_is_relayed_to_others_only(
 ) -> None:
     """chat.typing reaches the other members as {from, isTyping}, not the sender."""
     room = await create_room(api, "alice", "bob")
-    async with (
-        connect(server, room_path(room), "alice") as alice,
-        connect(server, room_path(room), "bob") as bob,
-    ):
-        await alice.expect("connected")
-        await bob.expect("connected")
-        await alice.expect("user.joined")
+    async with room_members(server, room, "alice", "bob") as (alice, bob):
         await alice.send("chat.typing", {"isTyping": True})
         assert await bob.expect("chat.typing") == {"from": "alice", "isTyping": True}
         await alice.assert_quiet()
@@ -168,17 +137,7 @@ async def test_video_signals_are_relayed_to_all_or_to_one(
     room = await create_room(api, "alice", "bob", "carol")
     offer = {"type": "offer", "sdp": "v=0\r\n"}
     candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
-    async with (
-        connect(server, room_path(room), "alice") as alice,
-        connect(server, room_path(room), "bob") as bob,
-        connect(server, room_path(room), "carol") as carol,
-    ):
-        for client in (alice, bob, carol):
-            await client.expect("connected")
-        for _ in range(2):
-            await alice.expect("user.joined")
-        await bob.expect("user.joined")
-
+    async with room_members(server, room, "alice", "bob", "carol") as (alice, bob, carol):
         await alice.send("video.offer", offer)
         expected = {"type": "video.offer", "from": "alice", "data": offer}
         assert await bob.expect("video.offer") == expected
@@ -205,13 +164,7 @@ async def test_ping_is_answered_to_the_sender_only(
 ) -> None:
     """`ping` in either envelope form gets `pong` {timestamp} on that connection only."""
     room = await create_room(api, "alice", "bob")
-    async with (
-        connect(server, room_path(room), "alice") as alice,
-        connect(server, room_path(room), "bob") as bob,
-    ):
-        await alice.expect("connected")
-        await bob.expect("connected")
-        await alice.expect("user.joined")
+    async with room_members(server, room, "alice", "bob") as (alice, bob):
         await alice.ws.send('{"event": "ping"}')
         assert ISO.match((await alice.expect("pong"))["timestamp"])
         await alice.ws.send('{"type": "ping", "ref": 9}')

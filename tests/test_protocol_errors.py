@@ -9,14 +9,10 @@ import httpx
 import orjson
 import pytest
 
-from core.testing import Client, RunningServer, connect
-from tests.conftest import create_room
+from core.testing import Client, RunningServer
+from tests.conftest import create_room, room_members
 
 MAX_MESSAGE_BYTES = 65536
-
-
-def room_path(room: str) -> str:
-    return f"/ws/comms/chat-rooms/{room}"
 
 
 @pytest.fixture
@@ -25,13 +21,7 @@ async def pair(
 ) -> AsyncIterator[tuple[Client, Client]]:
     """alice and bob connected to one room, the join announcements consumed."""
     room = await create_room(api, "alice", "bob")
-    async with (
-        connect(server, room_path(room), "alice") as alice,
-        connect(server, room_path(room), "bob") as bob,
-    ):
-        await alice.expect("connected")
-        await bob.expect("connected")
-        assert (await alice.expect("user.joined"))["userId"] == "bob"
+    async with room_members(server, room, "alice", "bob") as (alice, bob):
         yield alice, bob
 
 

@@ -13,14 +13,10 @@ import pytest
 import websockets
 
 from core.testing import RunningServer, bearer, connect
-from tests.conftest import create_room
+from tests.conftest import create_room, room_path
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 ROOMS = "/api/internal/chat-rooms"
-
-
-def room_path(room: str) -> str:
-    return f"/ws/comms/chat-rooms/{room}"
 
 
 def participant_url(room: str, user: str) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import delete, exc, insert, select, text
+from sqlalchemy import Table, delete, exc, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import now
@@ -20,7 +20,7 @@ from core.errors import ConfigError, RoomExists, RoomNotFound
 from core.models import ChatMessage, ChatRoom, Notification, Page
 from core.store.engine import create_engine, is_sqlite, unavailable
 from core.store.migrate import is_current_engine, upgrade_engine
-from core.store.paging import check_limit, decode_cursor, make_page, page_query
+from core.store.paging import CursorKind, check_limit, decode_cursor, make_page, page_query
 from core.store.schema import (
     MAX_ID_LENGTH,
     chat_messages,
@@ -228,13 +228,7 @@ class SqlStore:
         return message
 
     async def list_messages(self, room_id: str, limit: int, before: str | None) -> Page:
-        check_limit(limit)
-        seq = None if before is None else decode_cursor("m", before)
-        query = page_query(chat_messages, "chat_room", room_id, limit, seq)
-        with unavailable("list_messages"):
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        return make_page("m", rows, limit, _message)
+        return await self._page("m", chat_messages, "chat_room", room_id, limit, before)
 
     async def create_notification(
         self,
@@ -269,10 +263,16 @@ class SqlStore:
         return notification
 
     async def list_notifications(self, user_id: str, limit: int, before: str | None) -> Page:
+        return await self._page("n", notifications, "user_id", user_id, limit, before)
+
+    async def _page(
+        self, kind: CursorKind, table: Table, column: str, key: str, limit: int, before: str | None
+    ) -> Page:
+        """Newest first by ``seq``, ``limit`` rows older than the ``before`` cursor."""
         check_limit(limit)
-        seq = None if before is None else decode_cursor("n", before)
-        query = page_query(notifications, "user_id", user_id, limit, seq)
-        with unavailable("list_notifications"):
+        seq = None if before is None else decode_cursor(kind, before)
+        query = page_query(table, column, key, limit, seq)
+        with unavailable(f"list ({table.name})"):
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
-        return make_page("n", rows, limit, _notification)
+        return make_page(kind, rows, limit, _message if kind == "m" else _notification)
