@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from core.api import rooms
+from core.api import health, rooms
 from core.api.http import EXCEPTION_HANDLERS
 from core.brokers import Backend, backend_from_url
 from core.dev_secrets import resolve_secrets
@@ -56,7 +55,7 @@ def create_app(
         WebSocketRoute(h.route.starlette_path, RouteEndpoint(h, services)) for h in ordered
     ]
     routes += rooms.routes
-    routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes += health.routes
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -108,10 +107,6 @@ def build_services(settings: Settings, backend: Backend) -> Services:
         hub=Hub(backend),
         api_key=secrets.api_key,
     )
-
-
-async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
