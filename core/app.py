@@ -12,7 +12,8 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from core.api import health, rooms
+from core import metrics
+from core.api import api_routes
 from core.api.http import EXCEPTION_HANDLERS
 from core.brokers import Backend, backend_from_url
 from core.dev_secrets import resolve_secrets
@@ -54,8 +55,7 @@ def create_app(
     routes: list[BaseRoute] = [
         WebSocketRoute(h.route.starlette_path, RouteEndpoint(h, services)) for h in ordered
     ]
-    routes += rooms.routes
-    routes += health.routes
+    routes += api_routes()
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -114,6 +114,7 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "websocket":
         rejection = Reject(404, "not_found", f"no WebSocket route at {scope['path']}")
         await deny(WebSocket(scope, receive, send), rejection)
+        metrics.not_found_handshake()
         return
     if scope["type"] == "http":
         response = JSONResponse({"error": "not_found", "message": "no such path"}, 404)

@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any, Protocol
 
+from core import metrics
 from core.close_codes import CloseCode, clip_reason
 from core.envelope import Ref, encode, error_frame
 from core.tasks import spawn
@@ -60,13 +61,24 @@ class Connection:
 
     async def send(self, event: str, payload: Any = None) -> bool:
         """Send one ``{"event", "payload"}`` frame."""
-        return await self.send_encoded(encode(event, payload))
+        if await self.send_encoded(encode(event, payload)):
+            metrics.sent(event).inc()
+            return True
+        return False
 
     async def send_error(self, code: str, message: str, ref: Ref | None = None) -> bool:
-        return await self.send_encoded(error_frame(code, message, ref))
+        metrics.protocol_error(code)
+        if await self.send_encoded(error_frame(code, message, ref)):
+            metrics.error_frame_sent()
+            return True
+        return False
 
     async def send_encoded(self, frame: str) -> bool:
-        """Send a frame made by ``core.envelope.encode`` (encoded once per broadcast)."""
+        """Send a frame made by ``core.envelope.encode`` (encoded once per broadcast).
+
+        Not counted in ``wsgen_messages_sent_total``: its callers count (the hub once
+        per delivery, with the number of recipients).
+        """
         if self.closed:
             return False
         try:

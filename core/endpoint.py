@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from core import metrics
 from core.close_codes import CloseCode
 from core.connection import Connection
 from core.context import Context
@@ -45,6 +46,7 @@ class RouteEndpoint:
         self._max_chars = services.settings.max_message_bytes
         self._origins = origins(services.settings)
         self._events = {**BUILTIN_EVENTS, **handler.event_table}
+        self._metrics = metrics.RouteMetrics(self.route, self._events)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -61,10 +63,12 @@ class RouteEndpoint:
         await websocket.accept(subprotocol=ctx.subprotocol)
         conn = Connection(websocket, self.route, ctx.user_id)
         conn.expire_at(ctx.expires_at)
+        self._metrics.open.inc()
         try:
             if await self._connect(ctx, conn):
                 await self._receive_loop(ctx, conn, websocket)
         finally:
+            self._metrics.open.dec()  # first, so that a failing clean-up cannot leak it
             conn.expire_at(None)
             if self.handler.on_close is not None:
                 try:
@@ -82,6 +86,7 @@ class RouteEndpoint:
                 await middleware(ctx)
         except Reject as rejection:
             await deny(websocket, rejection)
+            self._metrics.refused(rejection.status)
             log.info(
                 "handshake refused",
                 route=self.route,
@@ -92,6 +97,7 @@ class RouteEndpoint:
         except Exception as exc:
             self._failed("middleware", ctx, None, exc)
             await deny(websocket, Reject(500, "internal_error", "the handshake failed"))
+            self._metrics.refused(500)
             return False
         return True
 
@@ -123,9 +129,11 @@ class RouteEndpoint:
                 return
             text = message.get("text")
             if text is None:
+                self._metrics.invalid.inc()
                 await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
                 return
             if len(text) > self._max_chars and len(text.encode()) > self._max_chars:
+                self._metrics.invalid.inc()
                 await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
                 return
             await self._dispatch(ctx, conn, text)
@@ -136,8 +144,11 @@ class RouteEndpoint:
         try:
             inbound = parse(text)
         except ProtocolError as err:
+            self._metrics.invalid.inc()
             await conn.send_error(err.code, err.message, err.ref)
             return
+        # Only declared event names become label values (SPEC §9, bounded cardinality).
+        self._metrics.received.get(inbound.event, self._metrics.unknown).inc()
         event = self._events.get(inbound.event)
         if event is not None:
             try:
@@ -186,7 +197,8 @@ class RouteEndpoint:
         exc: BaseException,
         **fields: Any,
     ) -> None:
-        """The one place a hook failure is logged."""
+        """The one place a hook failure is logged (and counted)."""
+        metrics.hook_failed(phase)
         log.error(
             "handler failed",
             phase=phase,

@@ -16,10 +16,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import orjson
 
+from core import metrics
 from core.brokers import Backend
 from core.close_codes import CloseCode
 from core.connection import Connection
@@ -102,7 +104,7 @@ class Hub:
 
     async def send_to_user(self, user_id: str, event: str, payload: Any) -> None:
         """Deliver to every ``/ws/user`` connection of ``user_id``, on every process."""
-        await self._deliver(USER_TOPIC + user_id, encode(event, payload), None, None)
+        await self._deliver(USER_TOPIC + user_id, event, encode(event, payload), None, None)
 
     async def broadcast(
         self,
@@ -117,7 +119,9 @@ class Hub:
 
         With ``to_user``, only that user's connections in the channel get it.
         """
-        await self._deliver(CHANNEL_TOPIC + channel, encode(event, payload), exclude, to_user)
+        await self._deliver(
+            CHANNEL_TOPIC + channel, event, encode(event, payload), exclude, to_user
+        )
 
     async def close_user_in_channel(
         self, channel: str, user_id: str, code: int, reason: str
@@ -146,10 +150,22 @@ class Hub:
         return True
 
     async def _deliver(
-        self, topic: str, frame: str, exclude: str | None, to_user: str | None
+        self, topic: str, event: str, frame: str, exclude: str | None, to_user: str | None
     ) -> None:
-        await _send_all(self._local.get(topic, {}).values(), frame, exclude, to_user)
-        message = {"o": self.node_id, "k": "send", "f": frame, "x": exclude, "u": to_user}
+        local = self._local.get(topic)
+        if local:
+            started = perf_counter()
+            sent = await _send_all(local.values(), frame, exclude, to_user)
+            metrics.BROADCAST_FANOUT_SECONDS.observe(perf_counter() - started)
+            metrics.sent(event).inc(sent)
+        message = {
+            "o": self.node_id,
+            "k": "send",
+            "e": event,
+            "f": frame,
+            "x": exclude,
+            "u": to_user,
+        }
         await self.backend.broker.publish(topic, orjson.dumps(message))
 
     async def _close(
@@ -174,7 +190,8 @@ class Hub:
                 return
             local = self._local.get(topic, {}).values()
             if message["k"] == "send":
-                await _send_all(local, message["f"], message["x"], message["u"])
+                sent = await _send_all(local, message["f"], message["x"], message["u"])
+                metrics.sent(str(message.get("e", metrics.UNKNOWN))).inc(sent)
             elif message["k"] == "close":
                 await _close_matching(
                     local, message["ids"], message["u"], message["c"], message["r"]
@@ -185,10 +202,13 @@ class Hub:
 
 async def _send_all(
     conns: Iterable[Connection], frame: str, exclude: str | None, to_user: str | None
-) -> None:
+) -> int:
+    """Hand ``frame`` to the matching connections; how many took it."""
+    sent = 0
     for conn in tuple(conns):
         if conn.id != exclude and (to_user is None or conn.user_id == to_user):
-            await conn.send_encoded(frame)
+            sent += await conn.send_encoded(frame)
+    return sent
 
 
 async def _close_matching(

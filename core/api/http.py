@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from core.endpoint import describe
 from core.errors import RoomExists, RoomNotFound, StoreUnavailable
 from core.services import Services
+from core.tokens import InvalidToken
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -63,6 +64,27 @@ async def parse_body(request: Request, model: type[Model]) -> Model:
         return model.model_validate_json(body or b"null")
     except ValidationError as exc:
         raise HTTPError(422, "invalid_body", describe(exc)) from None
+
+
+def parse_query(request: Request, model: type[Model]) -> Model:
+    """The query string validated against ``model``; 422 naming the parameter otherwise."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise HTTPError(422, "invalid_query", describe(exc)) from None
+
+
+def require_user(request: Request) -> tuple[Services, str]:
+    """The services and the user id of ``Authorization: Bearer <user token>``; 401 otherwise."""
+    services = services_of(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPError(401, "unauthorized", "a bearer token is required")
+    try:
+        claims = services.tokens.verify(token.strip())
+    except InvalidToken as exc:
+        raise HTTPError(401, "unauthorized", str(exc)) from None
+    return services, claims.user_id
 
 
 def require_api_key(request: Request) -> Services:

@@ -11,16 +11,19 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from core.api.http import parse_body, require_api_key
+from core.api.spec import Operation, Reply, errors
 from core.close_codes import CloseCode
+from core.models import ChatRoom
 
 RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")]
 UserId = Annotated[str, StringConstraints(pattern=r"^[^\s/]{1,128}$")]
 
 
-class CreateRoomIn(BaseModel):
+class CreateRoom(BaseModel):
+    """A room to create; the server generates a UUID when ``id`` is absent."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: RoomId | None = None
@@ -32,23 +35,24 @@ def room_channel(room_id: str) -> str:
 
 
 async def create_room(request: Request) -> Response:
+    """Create a chat room with its participants."""
     services = require_api_key(request)
-    body = await parse_body(request, CreateRoomIn)
+    body = await parse_body(request, CreateRoom)
     room = await services.store.create_room(body.id, body.participants)
     return JSONResponse(room.to_wire(), 201)
 
 
 async def add_participant(request: Request) -> Response:
+    """Add a participant (idempotent); they may connect to the room at once."""
     services = require_api_key(request)
-    room_id, user_id = _room_and_user(request)
-    await services.store.add_participant(room_id, user_id)
+    await services.store.add_participant(request.path_params["room"], request.path_params["userId"])
     return Response(status_code=204)
 
 
 async def remove_participant(request: Request) -> Response:
-    """Remove, then close that user's connections to the room with 4403 on every process."""
+    """Remove a participant; their connections to the room close with 4403 on every process."""
     services = require_api_key(request)
-    room_id, user_id = _room_and_user(request)
+    room_id, user_id = request.path_params["room"], request.path_params["userId"]
     await services.store.remove_participant(room_id, user_id)
     await services.hub.close_user_in_channel(
         room_channel(room_id), user_id, CloseCode.REMOVED, "removed from the room"
@@ -56,20 +60,37 @@ async def remove_participant(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _room_and_user(request: Request) -> tuple[str, str]:
-    return request.path_params["room"], request.path_params["user_id"]
-
-
-routes = [
-    Route("/api/internal/chat-rooms", create_room, methods=["POST"]),
-    Route(
-        "/api/internal/chat-rooms/{room}/participants/{user_id}",
-        add_participant,
-        methods=["PUT"],
+PARTICIPANT = "/api/internal/chat-rooms/{room}/participants/{userId}"
+operations = [
+    Operation(
+        "POST",
+        "/api/internal/chat-rooms",
+        create_room,
+        "Create a chat room",
+        {201: Reply("The room.", ChatRoom), **errors(401, 409, 422, 503)},
+        security="serviceApiKey",
+        body=CreateRoom,
+        tags=("rooms",),
     ),
-    Route(
-        "/api/internal/chat-rooms/{room}/participants/{user_id}",
+    Operation(
+        "PUT",
+        PARTICIPANT,
+        add_participant,
+        "Add a participant",
+        {204: Reply("Added."), **errors(401, 404, 503)},
+        security="serviceApiKey",
+        tags=("rooms",),
+    ),
+    Operation(
+        "DELETE",
+        PARTICIPANT,
         remove_participant,
-        methods=["DELETE"],
+        "Remove a participant",
+        {
+            204: Reply("Removed; their room connections are closed with 4403."),
+            **errors(401, 404, 503),
+        },
+        security="serviceApiKey",
+        tags=("rooms",),
     ),
 ]

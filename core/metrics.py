@@ -1,0 +1,185 @@
+"""Prometheus metrics of the server, served at ``GET /metrics`` (SPEC §7, §9).
+
+Every metric is a module-level ``prometheus_client`` object in :data:`REGISTRY`, a
+``CollectorRegistry`` of our own rather than the library's global default, so that
+importing wsgen never adds to (or clashes with) whatever else a process registers.
+The objects are still **process-global**: several apps in one process (tests, or two
+apps sharing one in-process bus) add to the same series, and a test compares values
+before and after rather than expecting zeros. That is the simplest sound choice: the
+hot paths (receive loop, hub fan-out, ``Connection.send``) reach a module global, not
+``services``, and a deployment runs one app per process anyway. With
+``wsgen serve --workers N`` each worker process has its own values: scrape each
+process (one port per process), since prometheus_client's multiprocess mode is not
+set up here.
+
+Metrics (label values are bounded; nothing a client or a message body controls ever
+becomes a label value — SPEC §9: no tokens, chat text, notification bodies or
+signaling data):
+
+- ``wsgen_connections_open{route}`` (gauge): accepted connections now open.
+- ``wsgen_messages_received_total{route, event}``: client frames. ``event`` is the
+  event name when the route declares it (its ``events`` and the built-in
+  ``auth.refresh``), ``unknown`` for any other name (also when a catch-all
+  ``on_message`` handles it), ``invalid`` for frames that fail envelope parsing,
+  binary frames and frames over the size limit.
+- ``wsgen_messages_sent_total{event}``: frames handed to a connection. A hub
+  delivery (``broadcast``, ``send_to_user``) adds its recipient count at once.
+  Server-chosen event names; at most :data:`MAX_LABEL_VALUES` distinct values, the
+  rest count as ``other``.
+- ``wsgen_errors_total{phase, code}``: hook failures (phase ``on_connect``,
+  ``on_message``, ``on_close``, ``on_error``, ``middleware``; code ``exception``)
+  and errors answered to clients (phase ``protocol``; code the error code, such as
+  ``invalid_json``, ``unavailable``, ``internal_error``).
+- ``wsgen_broadcast_fanout_seconds`` (histogram): time to hand one hub delivery to
+  this process's connections of the topic (only deliveries with local connections).
+- ``wsgen_handshakes_refused_total{route, status}``: handshakes answered with an HTTP
+  error; ``route`` is the handler's path template, ``unmatched`` for paths no
+  handler serves (404).
+
+Hot paths use label children bound once (per route and event at
+``RouteEndpoint`` construction; per event on first use) and a plain ``inc()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+
+UNKNOWN = "unknown"
+INVALID = "invalid"
+OTHER = "other"
+UNMATCHED = "unmatched"
+MAX_LABEL_VALUES = 256
+"""Distinct values of a label fed by server code (sent events, error codes), then ``other``."""
+
+FANOUT_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+CONNECTIONS_OPEN = Gauge(
+    "wsgen_connections_open",
+    "WebSocket connections open now, by route.",
+    ["route"],
+    registry=REGISTRY,
+)
+MESSAGES_RECEIVED = Counter(
+    "wsgen_messages_received_total",
+    "Client frames received, by route and event (unknown: not an event of the route; "
+    "invalid: not a valid envelope).",
+    ["route", "event"],
+    registry=REGISTRY,
+)
+MESSAGES_SENT = Counter(
+    "wsgen_messages_sent_total",
+    "Frames sent to connections, by event.",
+    ["event"],
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "wsgen_errors_total",
+    "Hook failures (code exception) and errors answered to clients (phase protocol).",
+    ["phase", "code"],
+    registry=REGISTRY,
+)
+BROADCAST_FANOUT_SECONDS = Histogram(
+    "wsgen_broadcast_fanout_seconds",
+    "Seconds spent handing one hub delivery to this process's connections.",
+    buckets=FANOUT_BUCKETS,
+    registry=REGISTRY,
+)
+HANDSHAKES_REFUSED = Counter(
+    "wsgen_handshakes_refused_total",
+    "WebSocket handshakes refused with an HTTP response, by route and status.",
+    ["route", "status"],
+    registry=REGISTRY,
+)
+
+
+class _BoundedChildren:
+    """Label children of ``family`` by one label value, bound on first use, at most ``limit``."""
+
+    __slots__ = ("_children", "_family", "_limit", "_other", "_prefix")
+
+    def __init__(self, family: Counter, *prefix: str, limit: int = MAX_LABEL_VALUES) -> None:
+        self._family = family
+        self._prefix = prefix
+        self._limit = limit
+        self._children: dict[str, Counter] = {}
+        self._other = family.labels(*prefix, OTHER)
+
+    def __call__(self, value: str) -> Counter:
+        child = self._children.get(value)
+        if child is None:
+            if len(self._children) >= self._limit:
+                return self._other
+            child = self._children[value] = self._family.labels(*self._prefix, value)
+        return child
+
+
+sent = _BoundedChildren(MESSAGES_SENT)
+"""``sent(event)``: the ``wsgen_messages_sent_total`` child of a server-side event name."""
+
+_protocol_errors = _BoundedChildren(ERRORS, "protocol")
+_error_sent = sent("error")
+_not_found = HANDSHAKES_REFUSED.labels(UNMATCHED, "404")
+
+
+class RouteMetrics:
+    """The children one route uses, bound once when its endpoint is built."""
+
+    __slots__ = ("invalid", "open", "received", "route", "unknown")
+
+    def __init__(self, route: str, events: Iterable[str]) -> None:
+        self.route = route
+        self.open = CONNECTIONS_OPEN.labels(route)
+        self.received = {event: MESSAGES_RECEIVED.labels(route, event) for event in events}
+        self.unknown = MESSAGES_RECEIVED.labels(route, UNKNOWN)
+        self.invalid = MESSAGES_RECEIVED.labels(route, INVALID)
+
+    def refused(self, status: int) -> None:
+        HANDSHAKES_REFUSED.labels(self.route, str(status)).inc()
+
+
+def hook_failed(phase: str) -> None:
+    """Count a hook failure that ``RouteEndpoint._failed`` logs."""
+    ERRORS.labels(phase, "exception").inc()
+
+
+def protocol_error(code: str) -> None:
+    """Count an ``error`` frame answered to a client (and the frame sent)."""
+    _protocol_errors(code).inc()
+
+
+def error_frame_sent() -> None:
+    _error_sent.inc()
+
+
+def not_found_handshake() -> None:
+    """Count a WebSocket handshake to a path no handler serves, refused with 404."""
+    _not_found.inc()
+
+
+def render(accept: str | None) -> tuple[bytes, str]:
+    """The exposition of :data:`REGISTRY` in the format ``accept`` asks for, and its type."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(REGISTRY), content_type
