@@ -7,23 +7,18 @@ connections, depend on this small interface only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from core import metrics
 from core.close_codes import CloseCode, clip_reason
 from core.envelope import Ref, encode, error_frame
+from core.frames import OutFrame
 from core.tasks import spawn
 
-
-class Transport(Protocol):
-    """The part of a server WebSocket a connection needs."""
-
-    async def send_text(self, data: str) -> None: ...
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+if TYPE_CHECKING:
+    from core.sinks import Sink
 
 
 class Connection:
@@ -31,13 +26,14 @@ class Connection:
 
     ``id`` is unique in the deployment (logs and echo prevention use it);
     ``user_id`` is who the auth middleware says is on the other end.
-    Sends to a connection that is already closed are dropped and return False:
-    a peer leaving during a broadcast is normal, not an error.
+    Sending never blocks and never raises: frames are queued for the socket, and a
+    send to a connection that is closing or closed is dropped and returns False (a
+    peer leaving during a broadcast is normal, not an error).
     """
 
     __slots__ = (
         "_expiry",
-        "_transport",
+        "_sink",
         "close_code",
         "closed",
         "id",
@@ -47,7 +43,7 @@ class Connection:
         "user_id",
     )
 
-    def __init__(self, transport: Transport, route: str, user_id: str | None) -> None:
+    def __init__(self, sink: Sink, route: str, user_id: str | None) -> None:
         self.id = str(uuid.uuid4())
         self.route = route
         self.user_id = user_id
@@ -56,48 +52,45 @@ class Connection:
         self.close_code: int | None = None
         # Hub bookkeeping: the broker topics this connection is tracked under.
         self.topics: set[str] = set()
-        self._transport = transport
+        self._sink = sink
         self._expiry: asyncio.TimerHandle | None = None
 
     async def send(self, event: str, payload: Any = None) -> bool:
         """Send one ``{"event", "payload"}`` frame."""
-        if await self.send_encoded(encode(event, payload)):
+        if self.write(encode(event, payload)):
             metrics.sent(event).inc()
             return True
         return False
 
     async def send_error(self, code: str, message: str, ref: Ref | None = None) -> bool:
         metrics.protocol_error(code)
-        if await self.send_encoded(error_frame(code, message, ref)):
+        if self.write(error_frame(code, message, ref)):
             metrics.error_frame_sent()
             return True
         return False
 
-    async def send_encoded(self, frame: str) -> bool:
-        """Send a frame made by ``core.envelope.encode`` (encoded once per broadcast).
+    def write(self, frame: OutFrame) -> bool:
+        """Queue a frame encoded once for many connections (the hub's fan-out).
 
-        Not counted in ``wsgen_messages_sent_total``: its callers count (the hub once
-        per delivery, with the number of recipients).
+        Not counted in ``wsgen_messages_sent_total``: the hub counts once per delivery.
         """
-        if self.closed:
-            return False
-        try:
-            await self._transport.send_text(frame)
-        except (OSError, RuntimeError):
-            # The peer went away under us; the receive loop sees the disconnect.
-            self.closed = True
-            return False
-        return True
+        return not self.closed and self._sink.send(frame)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close with ``code``; later calls do nothing."""
+        """Close with ``code`` after what is queued; later calls do nothing. Never blocks."""
         self.expire_at(None)
         if self.closed:
             return
         self.closed = True
         self.close_code = code
-        with contextlib.suppress(OSError, RuntimeError):
-            await self._transport.close(code, clip_reason(reason))
+        self._sink.close(code, clip_reason(reason))
+
+    def gone(self, code: int | None) -> None:
+        """The peer or the server ended the connection (the receive loop saw it)."""
+        self.expire_at(None)
+        if not self.closed:
+            self.closed = True
+            self.close_code = code
 
     def expire_at(self, deadline: float | None) -> None:
         """Close with 4401 at ``deadline`` (Unix time); None disarms. Re-arming replaces."""

@@ -30,6 +30,7 @@ from core.logging import get_logger
 from core.refresh import BUILTIN_EVENTS
 from core.services import Services
 from core.settings import origins
+from core.sinks import sink_for
 from core.ws import WebSocketHandler
 
 log = get_logger("wsgen.endpoint")
@@ -42,8 +43,8 @@ class RouteEndpoint:
         self.handler = handler
         self.services = services
         self.route = handler.path
-        # Characters are a lower bound of UTF-8 bytes: a longer text is too big for sure.
-        self._max_chars = services.settings.max_message_bytes
+        self._max_bytes = services.settings.max_message_bytes
+        self._queue_limit = services.settings.send_queue_max
         self._origins = origins(services.settings)
         self._events = {**BUILTIN_EVENTS, **handler.event_table}
         self._metrics = metrics.RouteMetrics(self.route, self._events)
@@ -61,12 +62,13 @@ class RouteEndpoint:
         if not await self._run_middleware(ctx, websocket):
             return
         await websocket.accept(subprotocol=ctx.subprotocol)
-        conn = Connection(websocket, self.route, ctx.user_id)
+        sink = sink_for(websocket, self._queue_limit)
+        conn = Connection(sink, self.route, ctx.user_id)
         conn.expire_at(ctx.expires_at)
         self._metrics.open.inc()
         try:
             if await self._connect(ctx, conn):
-                await self._receive_loop(ctx, conn, websocket)
+                await self._receive_loop(ctx, conn, receive)
         finally:
             self._metrics.open.dec()  # first, so that a failing clean-up cannot leak it
             conn.expire_at(None)
@@ -78,6 +80,7 @@ class RouteEndpoint:
             # Whatever on_close did or failed to do, no ghost stays in the hub.
             await self.services.hub.discard(conn)
             await conn.close(CloseCode.NORMAL_CLOSURE)
+            await sink.stop()
 
     async def _run_middleware(self, ctx: Context, websocket: WebSocket) -> bool:
         try:
@@ -119,20 +122,22 @@ class RouteEndpoint:
             return False
         return True
 
-    async def _receive_loop(self, ctx: Context, conn: Connection, websocket: WebSocket) -> None:
-        receive = websocket.receive
+    async def _receive_loop(self, ctx: Context, conn: Connection, receive: Receive) -> None:
+        # The raw ASGI receive: Starlette's wrapper only adds state checks, per message.
+        max_bytes = self._max_bytes
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
-                conn.closed = True
-                conn.close_code = message.get("code")
+                conn.gone(message.get("code"))
                 return
             text = message.get("text")
             if text is None:
                 self._metrics.invalid.inc()
                 await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
                 return
-            if len(text) > self._max_chars and len(text.encode()) > self._max_chars:
+            # The protocol layer refuses larger frames already; this holds on any server.
+            # A character is at most 4 UTF-8 bytes: encode only when it could be too big.
+            if len(text) * 4 > max_bytes and len(text.encode()) > max_bytes:
                 self._metrics.invalid.inc()
                 await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
                 return

@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from core.frames import OutFrame
+
 Ref = str | int | float
 
 
@@ -88,12 +90,12 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def encode(event: str, payload: Any) -> str:
-    """Encode a server-to-client frame once; the result can be sent to any number of sockets."""
-    return orjson.dumps({"event": event, "payload": payload}, default=_default).decode()
+def encode(event: str, payload: Any) -> OutFrame:
+    """Encode a server-to-client message once; it can be sent to any number of sockets."""
+    return OutFrame(orjson.dumps({"event": event, "payload": payload}, default=_default))
 
 
-def error_frame(code: str, message: str, ref: Ref | None = None) -> str:
+def error_frame(code: str, message: str, ref: Ref | None = None) -> OutFrame:
     payload: dict[str, Any] = {"code": code, "message": message}
     if ref is not None:
         payload["ref"] = ref

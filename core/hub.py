@@ -6,9 +6,10 @@ Channels: ``<namespace>/<id>`` (``chat-rooms/…``, ``consultations/…``); a
 :meth:`Hub.broadcast` reaches every connection in the channel except the sender's
 connection (echo prevention by connection id, so the sender's other tabs do get it).
 
-Every delivery is encoded once, handed to the local connections, and published to
-the broker for the other processes, which deliver it to theirs. The hub never
-imports Starlette: it talks to :class:`~core.connection.Connection` only.
+Every delivery is encoded and framed once, queued on this process's connections
+without waiting on any socket, and, when the backend is shared by several
+processes, published to the broker for the others, which deliver it to theirs.
+The hub never imports Starlette: it talks to :class:`~core.connection.Connection`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from core.brokers import Backend
 from core.close_codes import CloseCode
 from core.connection import Connection
 from core.envelope import encode
+from core.frames import OutFrame
 from core.logging import get_logger
 
 log = get_logger("wsgen.hub")
@@ -150,64 +152,67 @@ class Hub:
         return True
 
     async def _deliver(
-        self, topic: str, event: str, frame: str, exclude: str | None, to_user: str | None
+        self, topic: str, event: str, frame: OutFrame, exclude: str | None, to_user: str | None
     ) -> None:
         local = self._local.get(topic)
         if local:
             started = perf_counter()
-            sent = await _send_all(local.values(), frame, exclude, to_user)
+            sent = _send_all(local.values(), frame, exclude, to_user)
             metrics.BROADCAST_FANOUT_SECONDS.observe(perf_counter() - started)
             metrics.sent(event).inc(sent)
-        message = {
-            "o": self.node_id,
-            "k": "send",
-            "e": event,
-            "f": frame,
-            "x": exclude,
-            "u": to_user,
-        }
-        await self.backend.broker.publish(topic, orjson.dumps(message))
+        if self.backend.shared:
+            header = {"o": self.node_id, "k": "send", "e": event, "x": exclude, "u": to_user}
+            await self.backend.broker.publish(topic, _pack(header, frame.data))
 
     async def _close(
         self, topic: str, ids: list[str] | None, user_id: str | None, code: int, reason: str
     ) -> None:
         await _close_matching(self._local.get(topic, {}).values(), ids, user_id, code, reason)
-        message = {
-            "o": self.node_id,
-            "k": "close",
-            "ids": ids,
-            "u": user_id,
-            "c": code,
-            "r": reason,
-        }
-        await self.backend.broker.publish(topic, orjson.dumps(message))
+        if self.backend.shared:
+            header = {
+                "o": self.node_id,
+                "k": "close",
+                "ids": ids,
+                "u": user_id,
+                "c": code,
+                "r": reason,
+            }
+            await self.backend.broker.publish(topic, _pack(header, b""))
 
     async def _receive(self, topic: str, data: bytes) -> None:
-        """A message from another process: deliver it to this process's connections."""
+        """A message from another process: deliver it to this process's connections.
+
+        Nothing raised here reaches the broker's listener: a bad message is logged
+        and dropped.
+        """
         try:
-            message = orjson.loads(data)
-            if message["o"] == self.node_id:
+            raw_header, _, body = data.partition(b"\n")
+            header = orjson.loads(raw_header)
+            if header["o"] == self.node_id:
                 return
             local = self._local.get(topic, {}).values()
-            if message["k"] == "send":
-                sent = await _send_all(local, message["f"], message["x"], message["u"])
-                metrics.sent(str(message.get("e", metrics.UNKNOWN))).inc(sent)
-            elif message["k"] == "close":
-                await _close_matching(
-                    local, message["ids"], message["u"], message["c"], message["r"]
-                )
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            if header["k"] == "send":
+                sent = _send_all(local, OutFrame(body), header["x"], header["u"])
+                metrics.sent(str(header.get("e", metrics.UNKNOWN))).inc(sent)
+            elif header["k"] == "close":
+                await _close_matching(local, header["ids"], header["u"], header["c"], header["r"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             log.error("broker message dropped: not a hub message", topic=topic, size=len(data))
 
 
-async def _send_all(
-    conns: Iterable[Connection], frame: str, exclude: str | None, to_user: str | None
+def _pack(header: dict[str, Any], body: bytes) -> bytes:
+    """A broker message: one JSON header line, then the frame's bytes as they are."""
+    return orjson.dumps(header) + b"\n" + body
+
+
+def _send_all(
+    conns: Iterable[Connection], frame: OutFrame, exclude: str | None, to_user: str | None
 ) -> int:
-    """Hand ``frame`` to the matching connections; how many took it."""
+    """Queue ``frame`` on the matching connections; how many took it. Never awaits."""
     sent = 0
-    for conn in tuple(conns):
+    for conn in conns:
         if conn.id != exclude and (to_user is None or conn.user_id == to_user):
-            sent += await conn.send_encoded(frame)
+            sent += conn.write(frame)
     return sent
 
 

@@ -48,6 +48,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO", stream: TextIO | N
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
+    handler.addFilter(_strip_query_strings)
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
@@ -65,6 +66,16 @@ def configure_logging(fmt: str = "json", level: str = "INFO", stream: TextIO | N
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _strip_query_strings(record: logging.LogRecord) -> bool:
+    """Drop query strings from the paths uvicorn logs: they can carry ``?token=``."""
+    if record.name.startswith("uvicorn") and isinstance(record.args, tuple):
+        record.args = tuple(
+            arg.partition("?")[0] if isinstance(arg, str) and arg.startswith("/") else arg
+            for arg in record.args
+        )
+    return True
 
 
 def _identity(_logger: Any, _name: str, event_dict: Any) -> Any:

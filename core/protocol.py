@@ -1,26 +1,136 @@
 """wsgen's WebSocket protocol class for uvicorn (``uvicorn.Config(ws=...)``).
 
-It is uvicorn's websockets-sansio implementation with what wsgen needs on top.
-uvicorn is pinned exactly in pyproject.toml because this class relies on the
-internals of that implementation; ``tests/test_protocol.py`` is its contract.
+It is uvicorn's websockets-sansio implementation plus a send path of wsgen's own,
+which :class:`~core.connection.Connection` finds in the ASGI scope under
+``scope["extensions"]["wsgen.protocol"]`` (without it, connections fall back to
+plain ASGI sends; see ``core.sinks``). uvicorn is pinned exactly in pyproject.toml
+because this class relies on the internals of that implementation;
+``tests/test_protocol.py`` is its contract.
 
-Today it adds one fix: after a denial response (an HTTP refusal before the
-upgrade) uvicorn 0.54 leaves ``handshake_complete`` false, and ``run_asgi``
-then logs "ASGI callable returned without completing handshake." at ERROR on
-every refused token (Kludex/uvicorn PR #3138, open). We mark the handshake
-complete once the denial is on the wire, as uvicorn's wsproto implementation does.
+What it adds:
+
+- **Non-blocking sends.** :meth:`send_frame` appends a prebuilt frame (the same
+  bytes for every recipient of a broadcast) to this connection's pending list and
+  returns at once; the list is written with one ``transport.write`` per event-loop
+  pass, so a fan-out never waits on a socket and a burst costs one system call.
+- **Backpressure.** While the transport is paused (its buffer is over the high-water
+  mark: the peer is not reading), frames stay pending; once more than
+  ``queue_limit`` are pending, the connection is closed with 1013 and its pending
+  frames are dropped. A stalled reader never delays anyone else.
+- **Closing that cannot hang.** :meth:`close_now` writes the close frame behind what
+  was already sent and aborts the transport if the peer has not answered within
+  ``close_timeout``: ``transport.close()`` would wait forever on a reader that
+  stopped reading. Keepalive timeouts abort the same way.
+- **Shutdown with 1001** (going away), not uvicorn's 1012.
+- **Denial responses** mark the handshake complete, so a refused handshake is not
+  also logged as "ASGI callable returned without completing handshake" at ERROR
+  (uvicorn 0.54; Kludex/uvicorn PR #3138, open).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from core.close_codes import CloseCode
+
+EXTENSION = "wsgen.protocol"
+DEFAULT_QUEUE_LIMIT = 1024
 
 
 class WsgenProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue_limit = DEFAULT_QUEUE_LIMIT
+        self._pending: list[bytes] = []
+        self._flush_scheduled = False
+        self._paused = False
+
+    # -- the send path ------------------------------------------------------------
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue one complete frame for this pass's write; False once closing or closed.
+
+        Over ``queue_limit`` pending frames the peer counts as a slow consumer and is
+        closed with 1013.
+        """
+        if self.close_sent or self.disconnected:
+            return False
+        pending = self._pending
+        pending.append(frame)
+        if len(pending) > self.queue_limit:
+            self.close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer", drop_pending=True)
+            return False
+        if not self._flush_scheduled and not self._paused:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._paused or not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        if not self.close_sent and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close_now(self, code: int, reason: str = "", *, drop_pending: bool = False) -> None:
+        """Send a close frame after what is pending (or instead of it) and end the app's reads."""
+        if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
+            return
+        if drop_pending:
+            self._pending.clear()
+        else:
+            self._paused = False  # what is pending goes out ahead of the close frame
+            self._flush()
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._paused = False
+        if self._pending and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    # -- uvicorn's hooks ----------------------------------------------------------
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][EXTENSION] = self
+
     async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close" and self.handshake_complete:
+            # Same as uvicorn's, but never waits for a paused transport to drain.
+            self.close_now(message.get("code", 1000), message.get("reason") or "")
+            return
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get(
             "more_body", False
         ):
             self.handshake_complete = True
+
+    def shutdown(self) -> None:
+        """Server shutdown: close open connections with 1001 (going away)."""
+        if self.handshake_complete and not self.close_sent and not self.disconnected:
+            self.stop_keepalive()
+            self.close_now(CloseCode.GOING_AWAY, "server shutting down")
+            return
+        super().shutdown()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self.transport.abort()  # the peer is gone; do not wait for its buffer to drain

@@ -71,6 +71,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_ping_interval": settings.ping_interval,
         "ws_ping_timeout": settings.ping_timeout,
         "ws_per_message_deflate": False,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
         "lifespan": "on",
         "log_config": None,
         "access_log": False,

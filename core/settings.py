@@ -35,10 +35,12 @@ class Settings(BaseSettings):
     allowed_origins: str = ""
     query_token: bool = False
     user_max_connections: int = Field(1, ge=1)
+    send_queue_max: int = Field(1024, ge=1)
     chat_text_max: int = Field(4000, ge=1)
     max_message_bytes: int = Field(65536, ge=256)
     ping_interval: float = Field(20.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
+    shutdown_timeout: float = Field(10.0, gt=0)
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

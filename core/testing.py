@@ -34,6 +34,13 @@ class RunningServer:
     app: Starlette
     host: str
     port: int
+    uvicorn: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Shut down as on SIGTERM: stop accepting, close connections, run the lifespan exit."""
+        self.uvicorn.should_exit = True
+        await asyncio.wait_for(asyncio.shield(self.task), 15)
 
     @property
     def services(self) -> Services:
@@ -51,11 +58,15 @@ class RunningServer:
 
 @contextlib.asynccontextmanager
 async def serve(
-    handlers: Sequence[WebSocketHandler] | Starlette, settings: Settings
+    handlers: Sequence[WebSocketHandler] | Starlette, settings: Settings, **overrides: Any
 ) -> AsyncIterator[RunningServer]:
-    """Run a real uvicorn server in this event loop on 127.0.0.1 and an OS-chosen port."""
+    """Run a real uvicorn server in this event loop on 127.0.0.1 and an OS-chosen port.
+
+    ``overrides`` replace uvicorn options, e.g. ``ws="websockets-sansio"`` to run on
+    uvicorn's own protocol class (the plain-ASGI fallback path).
+    """
     app = handlers if isinstance(handlers, Starlette) else create_app(handlers, settings)
-    options = uvicorn_options(settings)
+    options = {**uvicorn_options(settings), **overrides}
     config = uvicorn.Config(app, host="127.0.0.1", port=0, **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -66,10 +77,10 @@ async def serve(
                 raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.005)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield RunningServer(app, "127.0.0.1", port)
+        yield RunningServer(app, "127.0.0.1", port, server, task)
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 15)
 
 
 async def receive_json(ws: Any, timeout: float = RECEIVE_TIMEOUT) -> Any:

@@ -44,7 +44,7 @@ class LogCapture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         wsgen = next((h for h in logging.getLogger().handlers if h.get_name() == "wsgen"), None)
-        if wsgen is None or wsgen.formatter is None:
+        if wsgen is None or wsgen.formatter is None or not wsgen.filter(record):
             return
         self.lines.append(json.loads(wsgen.formatter.format(record)))
 

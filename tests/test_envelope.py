@@ -58,7 +58,7 @@ def test_parse_rejects_bad_frames(frame: str, code: str, ref: object) -> None:
 
 def test_encode_is_the_server_envelope() -> None:
     """Server frames are {event, payload} JSON text."""
-    assert orjson.loads(encode("pong", {"timestamp": "t"})) == {
+    assert orjson.loads(encode("pong", {"timestamp": "t"}).data) == {
         "event": "pong",
         "payload": {"timestamp": "t"},
     }
@@ -66,8 +66,8 @@ def test_encode_is_the_server_envelope() -> None:
 
 def test_error_frame_carries_ref_only_when_given() -> None:
     """An error names its code and message, and the client's ref if any."""
-    assert orjson.loads(error_frame("invalid_json", "m")) == {
+    assert orjson.loads(error_frame("invalid_json", "m").data) == {
         "event": "error",
         "payload": {"code": "invalid_json", "message": "m"},
     }
-    assert orjson.loads(error_frame("unknown_event", "m", "r"))["payload"]["ref"] == "r"
+    assert orjson.loads(error_frame("unknown_event", "m", "r").data)["payload"]["ref"] == "r"

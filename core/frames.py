@@ -1,0 +1,42 @@
+"""Outgoing messages, encoded once and framed once however many sockets they go to."""
+
+from __future__ import annotations
+
+import struct
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final text frame (server to client, RFC 6455 §5.2)."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+class OutFrame:
+    """One JSON message for clients, and its forms for each way of sending it.
+
+    ``data`` is the UTF-8 JSON; ``wire`` the complete WebSocket frame (written as is
+    to every transport on the fast path); ``text`` the ``str`` an ASGI send needs.
+    Each form is computed at most once, on first use, and shared by all recipients.
+    """
+
+    __slots__ = ("_text", "_wire", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._wire: bytes | None = None
+        self._text: str | None = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = text_frame_header(len(self.data)) + self.data
+        return self._wire
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.data.decode()
+        return self._text
