@@ -18,6 +18,7 @@ from cli.options import RootOption
 from cli.render import render
 from cli.scan import scan
 from core.errors import ConfigError
+from core.server import registry_file
 
 REGISTRY = "generated/registry.py"
 EXIT_CONFIG_ERROR = 1
@@ -47,17 +48,13 @@ class GenerateOutcome:
         return self.status in ("written", "unchanged")
 
 
-def registry_path(root: Path) -> Path:
-    return root / REGISTRY
-
-
 def generate(root: Path, check: bool = False) -> GenerateOutcome:
     """Scan ``root/handlers`` and write the registry if its content changed.
 
     With ``check=True`` nothing is written; the outcome says whether the file on
     disk is what ``generate`` would write.
     """
-    registry = registry_path(root)
+    registry = registry_file(root)
     result = scan(root)
     warnings = tuple(result.warnings)
     if result.errors:

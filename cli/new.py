@@ -11,7 +11,7 @@ import typer
 from cli.generate import generate, report
 from cli.options import RootOption
 from cli.render import environment
-from cli.scan import scan
+from cli.scan import find_handler_files, module_name, scan
 from core.errors import ConfigError
 from core.routing import parse_path
 
@@ -54,8 +54,14 @@ def create_handler(root: Path, target: str, path: str) -> Path:
         )
     route = parse_path(path)
     file = root / "handlers" / module / f"ws.{name}.py"
+    relative = file.relative_to(root).as_posix()
     if file.exists():
-        raise ConfigError(f"{file.relative_to(root).as_posix()} exists; refusing to overwrite it")
+        raise ConfigError(f"{relative} exists; refusing to overwrite it")
+    for other in find_handler_files(root):
+        if module_name(other) == module_name(relative):
+            raise ConfigError(
+                f"{relative} would load as the same module as {other}; choose another name"
+            )
     for existing in scan(root).handlers:
         if parse_path(existing.path).shape == route.shape:
             raise ConfigError(f"{path!r} collides with {existing.path!r} in {existing.file}")

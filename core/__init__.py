@@ -5,7 +5,7 @@ from core.close_codes import CloseCode
 from core.connection import Connection
 from core.context import Context
 from core.envelope import Inbound
-from core.errors import ClientError, Reject, StoreUnavailable
+from core.errors import ClientError, InvalidRecord, Reject, StoreUnavailable
 from core.ws import Event, WebSocketHandler
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Context",
     "Event",
     "Inbound",
+    "InvalidRecord",
     "Reject",
     "StoreUnavailable",
     "WebSocketHandler",

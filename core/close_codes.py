@@ -24,19 +24,6 @@ class CloseCode(IntEnum):
     REMOVED = 4403  # removed from the room
     REPLACED = 4409  # replaced by a newer connection of the same user
 
-    @property
-    def client_should_reconnect(self) -> bool:
-        return self in _RECONNECT
-
-
-_RECONNECT = frozenset(
-    {
-        CloseCode.GOING_AWAY,
-        CloseCode.INTERNAL_ERROR,
-        CloseCode.TRY_AGAIN_LATER,
-        CloseCode.TOKEN_EXPIRED,
-    }
-)
 
 MAX_REASON_BYTES = 123
 

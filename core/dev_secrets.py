@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,6 @@ class Secrets:
     jwt_secret: str | None
     api_key: str
     created_file: Path | None = None  # set when this call wrote the file
-    from_file: Path | None = None  # set when any value came from the file
 
 
 def resolve_secrets(settings: Settings) -> Secrets:
@@ -36,19 +36,29 @@ def resolve_secrets(settings: Settings) -> Secrets:
         jwt_secret=settings.jwt_secret or (stored["jwt_secret"] if needs_jwt else None),
         api_key=settings.api_key or stored["api_key"],
         created_file=path if created else None,
-        from_file=path,
     )
 
 
 def _read_or_create(path: Path) -> tuple[dict[str, str], bool]:
+    """Create the file atomically: written in full under a temporary name, then linked.
+
+    Two processes starting at once (workers, or ``wsgen token`` beside the server)
+    agree on one file, and neither ever reads a half-written one.
+    """
     values = {"jwt_secret": secrets.token_urlsafe(32), "api_key": secrets.token_urlsafe(32)}
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read(path), False
-    with os.fdopen(fd, "w") as f:
-        json.dump(values, f)
+        with os.fdopen(fd, "w") as f:
+            json.dump(values, f)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read(path), False
+    finally:
+        os.unlink(tmp)
     return values, True
 
 

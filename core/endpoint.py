@@ -31,6 +31,7 @@ from core.refresh import BUILTIN_EVENTS
 from core.services import Services
 from core.settings import origins
 from core.sinks import sink_for
+from core.validation import describe
 from core.ws import WebSocketHandler
 
 log = get_logger("wsgen.endpoint")
@@ -168,7 +169,9 @@ class RouteEndpoint:
             hook = self.handler.on_message
         else:
             await conn.send_error(
-                "unknown_event", f"{inbound.event!r} is not accepted on {self.route}", inbound.ref
+                "unknown_event",
+                f"{inbound.event[:64]!r} is not accepted on {self.route}",
+                inbound.ref,
             )
             return
         try:
@@ -221,13 +224,6 @@ def ack_payload(inbound: Inbound, result: Any) -> dict[str, Any]:
     if isinstance(result, dict):
         payload.update(result)
     return payload
-
-
-def describe(exc: ValidationError) -> str:
-    """The first validation problem, naming its field: ``text: String should have ...``."""
-    err = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else err["msg"]
 
 
 async def deny(websocket: WebSocket, rejection: Reject) -> None:

@@ -43,6 +43,8 @@ class Inbound:
 
 
 _FORMS = (("type", "data"), ("event", "payload"))
+# Larger integers arrive as floats and would not come back as they were sent.
+_EXACT = float(2**53)
 
 
 def parse(text: str | bytes) -> Inbound:
@@ -60,8 +62,14 @@ def parse(text: str | bytes) -> Inbound:
         raise ProtocolError("invalid_json", "the frame must be a JSON object")
 
     ref = obj.get("ref")
-    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int | float)):
-        raise ProtocolError("invalid_message", "`ref` must be a string or a number")
+    if ref is not None and (
+        isinstance(ref, bool)
+        or not isinstance(ref, str | int | float)
+        or (isinstance(ref, float) and abs(ref) >= _EXACT)
+    ):
+        raise ProtocolError(
+            "invalid_message", "`ref` must be a string or a number (within ±2^53, exact in JSON)"
+        )
 
     has_type = "type" in obj or "data" in obj
     has_event = "event" in obj or "payload" in obj

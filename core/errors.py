@@ -8,7 +8,8 @@
     └── StoreError       the store refused or could not do an operation
         ├── StoreUnavailable  database unreachable, locked or failing: answer `unavailable`
         ├── RoomExists        create_room with an id that is taken
-        └── RoomNotFound      an operation on a chat room that does not exist
+        ├── RoomNotFound      an operation on a chat room that does not exist
+        └── InvalidRecord     a value the store cannot keep (also a ValueError)
 
 Messages say what to do, not only what went wrong.
 """
@@ -101,3 +102,10 @@ class RoomNotFound(StoreError):
     def __init__(self, room_id: str) -> None:
         super().__init__(f"chat room {room_id!r} does not exist")
         self.room_id = room_id
+
+
+class InvalidRecord(StoreError, ValueError):
+    """A value the store refuses to keep: an id too long, text with NUL characters.
+
+    The message starts with the field's name (``text: ...``), as 422 messages do.
+    """

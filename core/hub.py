@@ -98,10 +98,6 @@ class Hub:
         """The user ids connected to ``channel`` on any process."""
         return await self.backend.presence.members(channel)
 
-    def local_connections(self, topic: str) -> list[Connection]:
-        """This process's connections tracked under ``topic`` (``u:<user>``, ``c:<channel>``)."""
-        return list(self._local.get(topic, {}).values())
-
     # -- delivery ---------------------------------------------------------------
 
     async def send_to_user(self, user_id: str, event: str, payload: Any) -> None:

@@ -8,12 +8,24 @@ shape (camelCase, ISO timestamps) once, so a broadcast encodes it once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 from core.clock import iso
+
+RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")]
+"""A room id as the API accepts it: URL-safe, no escaping needed in a path."""
+UserId = Annotated[str, StringConstraints(pattern=r"^[^\s/\x00-\x1f\x7f]{1,128}$")]
+"""A user id: 1-128 characters, no whitespace, '/' or control characters."""
 
 
 class WireModel(BaseModel):

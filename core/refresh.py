@@ -2,7 +2,9 @@
 
 A token that expires while connected closes the connection with 4401, unless
 the client sent ``auth.refresh {token}`` with a newer valid token for the same
-user before then (SPEC §4). The event is built in: every route accepts it.
+user before then (SPEC §4): valid, same ``sub``, and an ``exp`` no earlier than the
+current one (a token without ``exp`` cannot lift an expiry). The event is built
+in: every route accepts it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ async def on_auth_refresh(ctx: Context, ws: Connection, message: Inbound) -> Non
         raise ClientError("invalid_payload", f"token: {exc}") from None
     if claims.user_id != ctx.user_id:
         raise ClientError("invalid_payload", "token: belongs to another user")
+    if ctx.expires_at is not None and (
+        claims.expires_at is None or claims.expires_at < ctx.expires_at
+    ):
+        raise ClientError("invalid_payload", "token: must not expire before the current one")
     ctx.expires_at = claims.expires_at
     ws.expire_at(claims.expires_at)
 

@@ -18,6 +18,19 @@ class InvalidToken(Exception):
     """The token is missing a claim, malformed, badly signed or expired."""
 
 
+def bearer_from_header(value: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value.
+
+    Raises:
+        InvalidToken: the header is not of that form.
+    """
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidToken("the Authorization header must be `Bearer <token>`")
+    return token
+
+
 @dataclass(slots=True, frozen=True)
 class Claims:
     user_id: str

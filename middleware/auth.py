@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from core.context import Context
 from core.errors import Reject
-from core.tokens import InvalidToken
+from core.tokens import InvalidToken, bearer_from_header
 from core.ws import Middleware
 
 BEARER_SUBPROTOCOL = "bearer"
@@ -38,10 +38,10 @@ def bearer_token(ctx: Context) -> str | None:
     """The token the client presented, or None; selects the ``bearer`` subprotocol if used."""
     header = ctx.headers.get("authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Reject(401, "unauthorized", "the Authorization header must be `Bearer <token>`")
-        return token.strip()
+        try:
+            return bearer_from_header(header)
+        except InvalidToken as exc:
+            raise Reject(401, "unauthorized", str(exc)) from None
     protocols = ctx.subprotocols
     if len(protocols) >= 2 and protocols[0] == BEARER_SUBPROTOCOL:
         ctx.subprotocol = BEARER_SUBPROTOCOL

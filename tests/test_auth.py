@@ -296,8 +296,8 @@ async def test_auth_refresh_with_a_fresh_token_keeps_the_connection(
 async def test_auth_refresh_with_a_bad_token_is_refused_and_expiry_stands(
     server: RunningServer, settings: Settings, path: str
 ) -> None:
-    """Another user's, badly signed, expired or garbage tokens get `invalid_payload` `token:…`;
-    the connection still closes with 4401 on the original schedule."""
+    """Another user's, badly signed, expired, exp-less or garbage tokens get `invalid_payload`
+    `token:…`; the connection still closes with 4401 on the original schedule."""
     token = server.token("alice", ttl=2)
     exp = exp_of(token)
     now = int(time.time())
@@ -305,6 +305,7 @@ async def test_auth_refresh_with_a_bad_token_is_refused_and_expiry_stands(
         server.token("bob"),
         sign({"sub": "alice", "exp": now + 3600}, "another-secret" * 4),
         sign({"sub": "alice", "exp": now - 60}, jwt_secret(settings)),
+        sign({"sub": "alice"}, jwt_secret(settings)),  # no exp: cannot lift the expiry
         "garbage",
     ]
     async with open_client(server.ws_url(path), additional_headers=bearer(token)) as alice:

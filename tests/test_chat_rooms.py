@@ -171,3 +171,15 @@ async def test_ping_is_answered_to_the_sender_only(
         await alice.expect("pong")
         assert await alice.expect("ack") == {"ref": 9}
         await bob.assert_quiet()
+
+
+async def test_text_with_nul_is_invalid_payload(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    """Text the store cannot keep (NUL) is refused as invalid_payload, not internal_error."""
+    room = await create_room(api, "alice", "bob")
+    async with room_members(server, room, "alice", "bob") as (alice, bob):
+        reply = await alice.request("chat.message", {"text": "a\x00b"})
+        assert reply["payload"]["code"] == "invalid_payload"
+        assert reply["payload"]["message"].startswith("text:")
+        await bob.assert_quiet()

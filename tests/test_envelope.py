@@ -71,3 +71,11 @@ def test_error_frame_carries_ref_only_when_given() -> None:
         "payload": {"code": "invalid_json", "message": "m"},
     }
     assert orjson.loads(error_frame("unknown_event", "m", "r").data)["payload"]["ref"] == "r"
+
+
+def test_refs_that_json_cannot_round_trip_are_refused() -> None:
+    """An integer ref beyond 2^53 would come back changed: invalid_message instead."""
+    with pytest.raises(ProtocolError) as info:
+        parse('{"type": "ping", "ref": 123456789012345678901234567890}')
+    assert info.value.code == "invalid_message"
+    assert parse('{"type": "ping", "ref": 9007199254740993}').ref == 9007199254740993

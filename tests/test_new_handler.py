@@ -183,3 +183,15 @@ async def read_port(proc: asyncio.subprocess.Process) -> int:
         if match:
             return int(match.group(1))
     raise AssertionError("wsgen serve exited before it listened")
+
+
+def test_new_handler_refuses_a_name_that_loads_as_an_existing_module(project: Path) -> None:
+    """`chat-rooms` next to `chat_rooms` would share a module name: refused, nothing written."""
+    new_handler(project, "comms/chat_rooms", "/ws/a")
+    result = runner.invoke(
+        cli, ["new", "handler", "comms/chat-rooms", "--path", "/ws/b", "--root", str(project)]
+    )
+    assert result.exit_code == 1
+    assert "same module" in result.output
+    assert not (project / "handlers" / "comms" / "ws.chat-rooms.py").exists()
+    assert runner.invoke(cli, ["generate", "--check", "--root", str(project)]).exit_code == 0

@@ -277,3 +277,15 @@ async def test_remove_participant_from_an_unknown_room_is_404(api: httpx.AsyncCl
     response = await api.delete(participant_url("no-such-room", "bob"))
     assert response.status_code == 404
     assert orjson.loads(response.content)["error"] == "not_found"
+
+
+@pytest.mark.parametrize("user_id", ["x" * 129, "a%00b", "tab%09id"])
+async def test_participant_path_ids_are_validated(api: httpx.AsyncClient, user_id: str) -> None:
+    """A user id in the path that is too long or has control characters is 422, not 500."""
+    room = await create_room(api, "alice")
+    for method in ("PUT", "DELETE"):
+        response = await api.request(
+            method, f"/api/internal/chat-rooms/{room}/participants/{user_id}"
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["message"].startswith("userId:")

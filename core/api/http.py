@@ -9,10 +9,10 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from core.endpoint import describe
-from core.errors import RoomExists, RoomNotFound, StoreUnavailable
+from core.errors import InvalidRecord, RoomExists, RoomNotFound, StoreUnavailable
 from core.services import Services
-from core.tokens import InvalidToken
+from core.tokens import InvalidToken, bearer_from_header
+from core.validation import describe
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -42,6 +42,8 @@ async def store_error_handler(_request: Request, exc: Exception) -> JSONResponse
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, RoomExists):
         return error_response(409, "conflict", str(exc))
+    if isinstance(exc, InvalidRecord):
+        return error_response(422, "invalid_body", str(exc))
     return error_response(503, "unavailable", "the store is unavailable; retry")
 
 
@@ -50,6 +52,7 @@ EXCEPTION_HANDLERS = {
     RoomNotFound: store_error_handler,
     RoomExists: store_error_handler,
     StoreUnavailable: store_error_handler,
+    InvalidRecord: store_error_handler,
 }
 
 
@@ -66,6 +69,14 @@ async def parse_body(request: Request, model: type[Model]) -> Model:
         raise HTTPError(422, "invalid_body", describe(exc)) from None
 
 
+def parse_path(request: Request, model: type[Model]) -> Model:
+    """The path parameters validated against ``model``; 422 naming the parameter otherwise."""
+    try:
+        return model.model_validate(request.path_params)
+    except ValidationError as exc:
+        raise HTTPError(422, "invalid_path", describe(exc)) from None
+
+
 def parse_query(request: Request, model: type[Model]) -> Model:
     """The query string validated against ``model``; 422 naming the parameter otherwise."""
     try:
@@ -77,11 +88,10 @@ def parse_query(request: Request, model: type[Model]) -> Model:
 def require_user(request: Request) -> tuple[Services, str]:
     """The services and the user id of ``Authorization: Bearer <user token>``; 401 otherwise."""
     services = services_of(request)
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPError(401, "unauthorized", "a bearer token is required")
     try:
-        claims = services.tokens.verify(token.strip())
+        claims = services.tokens.verify(
+            bearer_from_header(request.headers.get("authorization", ""))
+        )
     except InvalidToken as exc:
         raise HTTPError(401, "unauthorized", str(exc)) from None
     return services, claims.user_id

@@ -13,12 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints,
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.api.http import HTTPError, parse_body, require_api_key
-from core.api.rooms import UserId
+from core.api.http import HTTPError, parse_body, parse_path, require_api_key
 from core.api.spec import Operation, Reply, errors
-from core.endpoint import describe
 from core.events import USER_EVENT_PUBLICATION, USER_EVENTS
-from core.models import Notification, WireModel
+from core.models import Notification, UserId, WireModel
+from core.validation import describe
 
 EventName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{1,64}$")]
 Segment = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")]
@@ -32,6 +31,10 @@ class Accepted(BaseModel):
 
 class UserPublication(RootModel[USER_EVENT_PUBLICATION]):
     """One of the user events with its payload."""
+
+
+class UserPath(BaseModel):
+    userId: UserId
 
 
 class ChannelPath(BaseModel):
@@ -83,10 +86,7 @@ async def publish_to_user(request: Request) -> Response:
 async def publish_to_channel(request: Request) -> Response:
     """Broadcast an event to every connection subscribed to `<namespace>/<id>`."""
     services = require_api_key(request)
-    try:
-        channel = ChannelPath.model_validate(request.path_params)
-    except ValidationError as exc:
-        raise HTTPError(422, "invalid_path", describe(exc)) from None
+    channel = parse_path(request, ChannelPath)
     body = await parse_body(request, ChannelPublication)
     await services.hub.broadcast(f"{channel.namespace}/{channel.id}", body.event, body.payload)
     return JSONResponse(Accepted().model_dump(), 202)

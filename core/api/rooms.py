@@ -6,19 +6,15 @@ an unknown room is 404, an existing id 409, an unavailable store 503.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.api.http import parse_body, require_api_key
+from core.api.http import parse_body, parse_path, require_api_key
 from core.api.spec import Operation, Reply, errors
+from core.channels import chat_room
 from core.close_codes import CloseCode
-from core.models import ChatRoom
-
-RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")]
-UserId = Annotated[str, StringConstraints(pattern=r"^[^\s/]{1,128}$")]
+from core.models import ChatRoom, RoomId, UserId
 
 
 class CreateRoom(BaseModel):
@@ -30,10 +26,6 @@ class CreateRoom(BaseModel):
     participants: list[UserId] = Field(max_length=10_000)
 
 
-def room_channel(room_id: str) -> str:
-    return f"chat-rooms/{room_id}"
-
-
 async def create_room(request: Request) -> Response:
     """Create a chat room with its participants."""
     services = require_api_key(request)
@@ -42,20 +34,27 @@ async def create_room(request: Request) -> Response:
     return JSONResponse(room.to_wire(), 201)
 
 
+class ParticipantPath(BaseModel):
+    room: RoomId
+    userId: UserId
+
+
 async def add_participant(request: Request) -> Response:
     """Add a participant (idempotent); they may connect to the room at once."""
     services = require_api_key(request)
-    await services.store.add_participant(request.path_params["room"], request.path_params["userId"])
+    path = parse_path(request, ParticipantPath)
+    await services.store.add_participant(path.room, path.userId)
     return Response(status_code=204)
 
 
 async def remove_participant(request: Request) -> Response:
     """Remove a participant; their connections to the room close with 4403 on every process."""
     services = require_api_key(request)
-    room_id, user_id = request.path_params["room"], request.path_params["userId"]
+    path = parse_path(request, ParticipantPath)
+    room_id, user_id = path.room, path.userId
     await services.store.remove_participant(room_id, user_id)
     await services.hub.close_user_in_channel(
-        room_channel(room_id), user_id, CloseCode.REMOVED, "removed from the room"
+        chat_room(room_id), user_id, CloseCode.REMOVED, "removed from the room"
     )
     return Response(status_code=204)
 

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core.access import RoomAccess, room_access
 from core.api.http import HTTPError, parse_query, require_user
 from core.api.spec import Operation, Reply, errors
 from core.models import ChatMessage, Notification, Page
@@ -33,9 +34,10 @@ async def room_messages(request: Request) -> Response:
     services, user_id = require_user(request)
     query = parse_query(request, PageQuery)
     room_id = request.path_params["room"]
-    if not await services.store.is_participant(room_id, user_id):
-        if not await services.store.room_exists(room_id):
-            raise HTTPError(404, "not_found", "no such chat room")
+    access = await room_access(services.store, room_id, user_id)
+    if access is RoomAccess.NO_SUCH_ROOM:
+        raise HTTPError(404, "not_found", "no such chat room")
+    if access is RoomAccess.NOT_A_PARTICIPANT:
         raise HTTPError(403, "forbidden", "not a participant of this chat room")
     try:
         page = await services.store.list_messages(room_id, query.limit, query.before)

@@ -63,9 +63,6 @@ class Presence(Protocol):
     async def members(self, channel: str) -> list[str]:
         """The distinct user ids connected to ``channel``, in the order they arrived."""
 
-    async def connections(self, channel: str, user_id: str) -> list[str]:
-        """The ids of ``user_id``'s connections to ``channel``."""
-
 
 class UserSessions(Protocol):
     """A user's tracked connections over all processes, oldest first."""

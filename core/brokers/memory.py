@@ -93,9 +93,6 @@ class MemoryPresence:
     async def members(self, channel: str) -> list[str]:
         return list(self.bus.presence.get(channel, {}))
 
-    async def connections(self, channel: str, user_id: str) -> list[str]:
-        return list(self.bus.presence.get(channel, {}).get(user_id, {}))
-
 
 class MemoryUserSessions:
     def __init__(self, bus: MemoryBus) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Table, delete, exc, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import now
-from core.errors import ConfigError, RoomExists, RoomNotFound
+from core.errors import ConfigError, InvalidRecord, RoomExists, RoomNotFound
 from core.models import ChatMessage, ChatRoom, Notification, Page
 from core.store.engine import create_engine, is_sqlite, unavailable
 from core.store.migrate import is_current_engine, upgrade_engine
@@ -38,14 +38,14 @@ def now_ms() -> datetime:
 
 def _check_id(name: str, value: str) -> str:
     if not 0 < len(value) <= MAX_ID_LENGTH:
-        raise ValueError(f"{name} must be 1 to {MAX_ID_LENGTH} characters long")
+        raise InvalidRecord(f"{name}: must be 1 to {MAX_ID_LENGTH} characters long")
     return value
 
 
 def _check_text(name: str, value: str) -> str:
     # PostgreSQL text cannot hold NUL; refuse it everywhere so that backends agree.
     if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
+        raise InvalidRecord(f"{name}: must not contain NUL characters")
     return value
 
 

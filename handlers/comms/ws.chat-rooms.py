@@ -14,14 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from core import (
     ClientError,
+    CloseCode,
     Connection,
     Context,
     Event,
     Inbound,
+    InvalidRecord,
     StoreUnavailable,
     WebSocketHandler,
     now_iso,
 )
+from core.channels import chat_room
 from middleware.auth import auth_middleware
 from middleware.participants import participant_middleware
 
@@ -41,13 +44,19 @@ Signal = dict[str, Any]
 
 
 def channel_of(ctx: Context) -> str:
-    return f"chat-rooms/{ctx.path_params['room']}"
+    return chat_room(ctx.path_params["room"])
 
 
 async def on_connect(ctx: Context, ws: Connection) -> None:
     """Join the room, tell the client who is online, and announce a newly present user."""
     hub = ctx.services.hub
     joined = await hub.join(channel_of(ctx), ws)
+    assert ctx.user_id is not None
+    if not await ctx.services.store.is_participant(ctx.path_params["room"], ctx.user_id):
+        # Removed between the participant check and the join: the removal's 4403 could
+        # not reach a connection the hub did not know yet.
+        await ws.close(CloseCode.REMOVED, "removed from the room")
+        return
     await ws.send(
         "connected",
         {
@@ -92,6 +101,8 @@ async def on_chat_message(ctx: Context, ws: Connection, message: Inbound) -> dic
         stored = await ctx.services.store.save_message(ctx.path_params["room"], ctx.user_id, text)
     except StoreUnavailable:
         raise ClientError("unavailable", "the message was not stored; send it again") from None
+    except InvalidRecord as exc:  # e.g. NUL characters, which PostgreSQL cannot store
+        raise ClientError("invalid_payload", str(exc)) from None
     wire = stored.to_wire()
     await ctx.services.hub.broadcast(channel_of(ctx), "chat.message", wire, exclude=ws.id)
     return {"message": wire}
