@@ -51,12 +51,6 @@ async def on_connect(ctx: Context, ws: Connection) -> None:
     """Join the room, tell the client who is online, and announce a newly present user."""
     hub = ctx.services.hub
     joined = await hub.join(channel_of(ctx), ws)
-    assert ctx.user_id is not None
-    if not await ctx.services.store.is_participant(ctx.path_params["room"], ctx.user_id):
-        # Removed between the participant check and the join: the removal's 4403 could
-        # not reach a connection the hub did not know yet.
-        await ws.close(CloseCode.REMOVED, "removed from the room")
-        return
     await ws.send(
         "connected",
         {
@@ -73,6 +67,13 @@ async def on_connect(ctx: Context, ws: Connection) -> None:
             {"userId": ctx.user_id, "timestamp": now_iso()},
             exclude=ws.id,
         )
+    # Joining, greeting and announcing happen with no store round trip in between, so
+    # that concurrent joiners announce each other once. Then: was the user removed
+    # between the participant check and the join? That removal's 4403 could not reach
+    # a connection the hub did not know yet.
+    assert ctx.user_id is not None
+    if not await ctx.services.store.is_participant(ctx.path_params["room"], ctx.user_id):
+        await ws.close(CloseCode.REMOVED, "removed from the room")
 
 
 async def on_close(ctx: Context, ws: Connection) -> None:
