@@ -12,9 +12,9 @@ def now() -> datetime:
 def iso(moment: datetime) -> str:
     """``2026-11-29T10:00:00.000Z`` for an aware or naive-UTC datetime."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 def now_iso() -> str:
-    return iso(now())
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -69,12 +69,13 @@ class Connection:
             return True
         return False
 
-    def write(self, frame: OutFrame) -> bool:
-        """Queue a frame encoded once for many connections (the hub's fan-out).
+    def write(self, frame: OutFrame, batch: bool = False) -> bool:
+        """Queue a frame, e.g. one encoded once for many connections (the hub's fan-out,
+        ``batch=True``: written with the other frames of this event-loop pass).
 
         Not counted in ``wsgen_messages_sent_total``: the hub counts once per delivery.
         """
-        return not self.closed and self._sink.send(frame)
+        return not self.closed and self._sink.send(frame, batch)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code`` after what is queued; later calls do nothing. Never blocks."""

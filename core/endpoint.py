@@ -13,6 +13,7 @@ handler bug never reaches another connection or the server:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,9 +33,12 @@ from core.services import Services
 from core.settings import origins
 from core.sinks import sink_for
 from core.validation import describe
-from core.ws import WebSocketHandler
+from core.ws import MessageHook, WebSocketHandler
 
 log = get_logger("wsgen.endpoint")
+
+MAX_PIPELINE = 64
+"""Pipelined handlers (``Event(pipeline=True)``) running at once for one connection."""
 
 
 class RouteEndpoint:
@@ -67,11 +71,13 @@ class RouteEndpoint:
         conn = Connection(sink, self.route, ctx.user_id)
         conn.expire_at(ctx.expires_at)
         self._metrics.open.inc()
+        pipelined: dict[asyncio.Task[None], None] = {}
         try:
             if await self._connect(ctx, conn):
-                await self._receive_loop(ctx, conn, receive)
+                await self._receive_loop(ctx, conn, receive, pipelined)
         finally:
             self._metrics.open.dec()  # first, so that a failing clean-up cannot leak it
+            await _drain(pipelined)  # stored messages are broadcast even if their sender left
             conn.expire_at(None)
             if self.handler.on_close is not None:
                 try:
@@ -123,7 +129,13 @@ class RouteEndpoint:
             return False
         return True
 
-    async def _receive_loop(self, ctx: Context, conn: Connection, receive: Receive) -> None:
+    async def _receive_loop(
+        self,
+        ctx: Context,
+        conn: Connection,
+        receive: Receive,
+        pipelined: dict[asyncio.Task[None], None],
+    ) -> None:
         # The raw ASGI receive: Starlette's wrapper only adds state checks, per message.
         max_bytes = self._max_bytes
         while True:
@@ -142,29 +154,51 @@ class RouteEndpoint:
                 self._metrics.invalid.inc()
                 await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
                 return
-            await self._dispatch(ctx, conn, text)
+            await self._dispatch(ctx, conn, text, pipelined)
             if conn.closed:
                 return
 
-    async def _dispatch(self, ctx: Context, conn: Connection, text: str) -> None:
+    async def _dispatch(
+        self,
+        ctx: Context,
+        conn: Connection,
+        text: str,
+        pipelined: dict[asyncio.Task[None], None],
+    ) -> None:
         try:
             inbound = parse(text)
         except ProtocolError as err:
             self._metrics.invalid.inc()
+            await _drain(pipelined)
             await conn.send_error(err.code, err.message, err.ref)
             return
         # Only declared event names become label values (SPEC §9, bounded cardinality).
         self._metrics.received.get(inbound.event, self._metrics.unknown).inc()
         event = self._events.get(inbound.event)
+        if event is None or not event.pipeline:
+            # Everything a connection sends is answered and relayed in the order it came:
+            # a message that is not pipelined waits for the pipelined ones before it.
+            await _drain(pipelined)
         if event is not None:
-            try:
-                inbound.data = event.adapter.validate_python(
-                    {} if inbound.data is None else inbound.data
-                )
-            except ValidationError as exc:
-                await conn.send_error("invalid_payload", describe(exc), inbound.ref)
-                return
+            if event.adapter is not None:
+                try:
+                    inbound.data = event.adapter.validate_python(
+                        {} if inbound.data is None else inbound.data
+                    )
+                except ValidationError as exc:
+                    await _drain(pipelined)
+                    await conn.send_error("invalid_payload", describe(exc), inbound.ref)
+                    return
             hook = event.handler
+            if event.pipeline:
+                if len(pipelined) >= MAX_PIPELINE:
+                    await next(iter(pipelined))  # the oldest; bounds the work per connection
+                task = asyncio.get_running_loop().create_task(
+                    self._invoke(ctx, conn, inbound, hook)
+                )
+                pipelined[task] = None
+                task.add_done_callback(pipelined.pop)
+                return
         elif self.handler.on_message is not None:
             hook = self.handler.on_message
         else:
@@ -174,6 +208,12 @@ class RouteEndpoint:
                 inbound.ref,
             )
             return
+        await self._invoke(ctx, conn, inbound, hook)
+
+    async def _invoke(
+        self, ctx: Context, conn: Connection, inbound: Inbound, hook: MessageHook
+    ) -> None:
+        """Run a message's handler; its failures become `error` replies and one log record."""
         try:
             result = await hook(ctx, conn, inbound)
         except ClientError as err:
@@ -217,6 +257,11 @@ class RouteEndpoint:
             exc_info=exc,
             **fields,
         )
+
+
+async def _drain(pipelined: dict[asyncio.Task[None], None]) -> None:
+    if pipelined:
+        await asyncio.gather(*pipelined)
 
 
 def ack_payload(inbound: Inbound, result: Any) -> dict[str, Any]:

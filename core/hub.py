@@ -208,7 +208,7 @@ def _send_all(
     sent = 0
     for conn in conns:
         if conn.id != exclude and (to_user is None or conn.user_id == to_user):
-            sent += conn.write(frame)
+            sent += conn.write(frame, batch=True)
     return sent
 
 

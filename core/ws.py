@@ -50,8 +50,6 @@ LifecycleHook = Callable[["Context", "Connection"], Awaitable[None]]
 MessageHook = Callable[["Context", "Connection", "Inbound"], Awaitable[Any]]
 ErrorHook = Callable[["Context", "Connection", BaseException], Awaitable[None]]
 
-_NO_DATA: TypeAdapter[Any] = TypeAdapter(dict[str, Any] | None)
-
 
 @dataclass(slots=True)
 class Event:
@@ -61,17 +59,26 @@ class Event:
     validated model instance. What it returns (a dict or ``None``) is merged into
     the ``ack`` sent when the client gave a ``ref``. ``model=None`` means the event
     carries no data (an absent or empty object is accepted).
+
+    ``pipeline=True``: the handler runs as its own task while the connection's next
+    messages are read (at most ``MAX_PIPELINE`` at once), instead of before them.
+    Only for handlers that keep their own order, e.g. by awaiting the store, whose
+    group commit resumes its callers in the order they wrote: then a burst of chat
+    messages is stored in one transaction and broadcast in one write per socket.
+    A later message that is not pipelined waits for it, so replies keep their order.
     """
 
     name: str
     handler: MessageHook
     model: Any = None
-    adapter: TypeAdapter[Any] = field(init=False, repr=False)
+    pipeline: bool = False
+    adapter: TypeAdapter[Any] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not inspect.iscoroutinefunction(self.handler):
             raise ConfigError(f"event {self.name!r}: handler must be an `async def` function")
-        self.adapter = _NO_DATA if self.model is None else TypeAdapter(self.model)
+        # No model: the envelope parser already guarantees an object or nothing.
+        self.adapter = None if self.model is None else TypeAdapter(self.model)
 
 
 @dataclass(slots=True)

@@ -414,3 +414,27 @@ async def test_downgrade_to_base_removes_every_table(url: str) -> None:
             assert await conn.run_sync(downgrade_and_list) == ["alembic_version"]
     finally:
         await engine.dispose()
+
+
+async def test_concurrent_saves_share_commits_and_keep_their_order(
+    store: SqlStore, room: str
+) -> None:
+    """200 concurrent saves are all stored, in the order they were made (group commit)."""
+    saved = await asyncio.gather(*(store.save_message(room, "alice", f"m{i}") for i in range(200)))
+    page = await store.list_messages(room, 200, None)
+    assert [m.id for m in reversed(page.items)] == [m.id for m in saved]
+
+
+async def test_a_rejected_row_does_not_fail_the_rest_of_its_batch(
+    store: SqlStore, room: str
+) -> None:
+    """A save to a missing room raises RoomNotFound; the saves batched with it succeed."""
+    results = await asyncio.gather(
+        store.save_message(room, "alice", "before"),
+        store.save_message("no-such-room", "alice", "lost"),
+        store.save_message(room, "alice", "after"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], RoomNotFound)
+    page = await store.list_messages(room, 10, None)
+    assert [m.message for m in reversed(page.items)] == ["before", "after"]

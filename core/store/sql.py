@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.clock import now
 from core.errors import ConfigError, InvalidRecord, RoomExists, RoomNotFound
 from core.models import ChatMessage, ChatRoom, Notification, Page
+from core.store.batch import GroupCommit
 from core.store.engine import create_engine, is_sqlite, unavailable
 from core.store.migrate import is_current_engine, upgrade_engine
 from core.store.paging import CursorKind, check_limit, decode_cursor, make_page, page_query
@@ -82,6 +83,7 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._messages = GroupCommit(engine, chat_messages, "save_message")
 
     @classmethod
     async def open(
@@ -124,6 +126,7 @@ class SqlStore:
         return self._engine
 
     async def close(self) -> None:
+        await self._messages.close()
         await self._engine.dispose()
 
     async def ping(self) -> None:
@@ -216,15 +219,8 @@ class SqlStore:
             created_by=sender,
             updated_by=sender,
         )
-        values = message.model_dump(exclude={"from_", "text"})
-        with unavailable("save_message"):
-            try:
-                # The commit at the end of this block is the durability point.
-                async with self._engine.begin() as conn:
-                    await conn.execute(insert(chat_messages).values(**values))
-            except exc.IntegrityError:
-                # The foreign key: uuid4 ids do not collide.
-                raise RoomNotFound(room_id) from None
+        # Committed with whatever other messages are being saved at the same time.
+        await self._messages.insert(message.model_dump(exclude={"from_", "text"}))
         return message
 
     async def list_messages(self, room_id: str, limit: int, before: str | None) -> Page:

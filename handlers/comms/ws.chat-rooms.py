@@ -140,7 +140,9 @@ config = WebSocketHandler(
     on_close=on_close,
     events=[
         Event("ping", on_ping),
-        Event("chat.message", on_chat_message, model=ChatMessageIn),
+        # Pipelined: a burst is stored in one transaction and sent in one write per socket;
+        # the store's group commit keeps each sender's messages in order.
+        Event("chat.message", on_chat_message, model=ChatMessageIn, pipeline=True),
         Event("chat.typing", on_chat_typing, model=ChatTypingIn),
         Event("video.offer", on_video_signal, model=Signal),
         Event("video.answer", on_video_signal, model=Signal),
