@@ -49,7 +49,7 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def _sqlite_file(url: URL) -> Path | None:
+def sqlite_file(url: URL) -> Path | None:
     """The database file of a SQLite URL, or None for an in-memory or URI database."""
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -78,7 +78,7 @@ def create_engine(
         options |= {"pool_pre_ping": True, "connect_args": {"timeout": connect_timeout}}
         return create_async_engine(parsed, **options)
 
-    file = _sqlite_file(parsed)
+    file = sqlite_file(parsed)
     if file is not None:
         try:
             file.parent.mkdir(parents=True, exist_ok=True)

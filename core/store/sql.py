@@ -8,7 +8,8 @@ no read-then-write isolation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -18,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.clock import now
 from core.errors import ConfigError, InvalidRecord, RoomExists, RoomNotFound
 from core.models import ChatMessage, ChatRoom, Notification, Page
-from core.store.batch import GroupCommit
-from core.store.engine import create_engine, is_sqlite, unavailable
+from core.store.batch import GroupCommit, SqliteInserter, sqlalchemy_inserter
+from core.store.engine import create_engine, is_sqlite, sqlite_file, unavailable
+from core.store.lookups import SqliteLookups
 from core.store.migrate import is_current_engine, upgrade_engine
 from core.store.paging import CursorKind, check_limit, decode_cursor, make_page, page_query
 from core.store.schema import (
@@ -78,12 +80,58 @@ def _notification(row: Any) -> Notification:
     )
 
 
+_MESSAGE_COLUMNS = (
+    "id",
+    "chat_room",
+    "sender",
+    "timestamp",
+    "message_type",
+    "message",
+    "video_call_data",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """How SQLAlchemy's SQLite dialect stores a UTC datetime (see schema.UtcDateTime)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _message_params(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        _sqlite_time(row[name]) if isinstance(row[name], datetime) else row[name]
+        for name in _MESSAGE_COLUMNS
+    )
+
+
 class SqlStore:
     """A ``Store`` on a SQLAlchemy async engine; open it with :meth:`open`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, sqlite: Path | None = None, busy_timeout: float = 5.0
+    ) -> None:
         self._engine = engine
-        self._messages = GroupCommit(engine, chat_messages, "save_message")
+        # The embedded store's hot paths bypass the async engine (see lookups.py, batch.py).
+        self._lookups = SqliteLookups(sqlite, busy_timeout) if sqlite is not None else None
+        self._sqlite_inserter = (
+            SqliteInserter(
+                sqlite,
+                chat_messages,
+                _MESSAGE_COLUMNS,
+                _message_params,
+                busy_timeout,
+                "save_message",
+            )
+            if sqlite is not None
+            else None
+        )
+        self._messages = GroupCommit(
+            self._sqlite_inserter or sqlalchemy_inserter(engine, chat_messages, "save_message"),
+            lambda row: RoomNotFound(row["chat_room"]),
+        )
 
     @classmethod
     async def open(
@@ -119,7 +167,7 @@ class SqlStore:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, sqlite_file(engine.url), busy_timeout)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -127,6 +175,10 @@ class SqlStore:
 
     async def close(self) -> None:
         await self._messages.close()
+        if self._lookups is not None:
+            self._lookups.close()
+        if self._sqlite_inserter is not None:
+            self._sqlite_inserter.close()
         await self._engine.dispose()
 
     async def ping(self) -> None:
@@ -154,12 +206,16 @@ class SqlStore:
         return ChatRoom(id=room_id, participants=members, created_at=created)
 
     async def room_exists(self, room_id: str) -> bool:
+        if self._lookups is not None:
+            return self._lookups.room_exists(room_id)
         query = select(chat_rooms.c.id).where(chat_rooms.c.id == room_id)
         with unavailable("room_exists"):
             async with self._engine.connect() as conn:
                 return (await conn.execute(query)).first() is not None
 
     async def is_participant(self, room_id: str, user_id: str) -> bool:
+        if self._lookups is not None:
+            return self._lookups.is_participant(room_id, user_id)
         p = chat_room_participants.c
         query = select(p.user_id).where(p.room_id == room_id, p.user_id == user_id)
         with unavailable("is_participant"):
