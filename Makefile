@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_WS := tests/node/node_modules/ws/package.json
 
-.PHONY: serve test lint typecheck generate clean
+.PHONY: serve test bench generate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP) $(NODE_WS)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict core cli middleware
 	$(BIN)/pytest
+
+# Side-by-side benchmark against the shared harness's peers (see bench/run.py).
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/run.py
 
 generate: $(STAMP)
 	$(BIN)/wsgen generate

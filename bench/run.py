@@ -1,0 +1,154 @@
+"""wsgen's benchmark: one command, wsgen and its peers side by side.
+
+    make bench      # every scenario: wsgen, bun-hono, node-hono, starlette-naive
+    .venv/bin/python bench/run.py --peers none --scenarios fanout,ping --repeat 3
+
+It drives the shared harness (``../shared/bench``: a Node load generator and five
+peer servers), copied into ``bench/.harness`` (git-ignored) because the shared
+folder is read-only, and set up on first use (``setup.sh``: pinned packages under
+``~/.cache/wsgen-bench``). For each scenario a fresh ``wsgen serve`` is started
+pinned to CPU 1 with the full production behaviour on (JWT auth, participant
+check, validation, every chat message committed to SQLite before it is sent) and
+the harness's ``external`` target measures it with the load generator on CPU 0;
+the rooms a scenario needs are created through the HTTP API
+(``bench/create_rooms.py``). Then the peers run the same scenarios, the harness
+prints the table and ``bench/plot.py`` draws ``bench/results/<date>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "bench" / ".harness"
+RESULTS = ROOT / "bench" / "results"
+SECRET = "bench-jwt-secret-not-for-production"
+API_KEY = "bench-api-key-not-for-production"
+PORT = 8765
+
+
+def log(*parts: object) -> None:
+    print("[wsgen-bench]", *parts, file=sys.stderr, flush=True)
+
+
+def prepare_harness(source: Path) -> None:
+    if not (HARNESS / "bench.py").exists():
+        if not (source / "bench.py").exists():
+            sys.exit(f"no harness at {source}; pass --harness DIR")
+        shutil.copytree(source, HARNESS, ignore=shutil.ignore_patterns("results", "node_modules"))
+        (HARNESS / "results").mkdir(exist_ok=True)
+    cache = Path(os.environ.get("WSGEN_BENCH_CACHE", Path.home() / ".cache" / "wsgen-bench"))
+    if (
+        not (cache / "node" / "node_modules" / "ws").exists()
+        or not (HARNESS / "loadgen" / "node_modules").exists()
+    ):
+        log("setting up the harness (pinned packages, once)")
+        subprocess.run(["bash", "setup.sh"], cwd=HARNESS, check=True)
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"wsgen exited with {proc.returncode}; see {RESULTS / '.wsgen.server.log'}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    sys.exit(f"wsgen did not listen on {port} within {timeout} s")
+
+
+def start_wsgen(data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WSGEN_")},
+        "WSGEN_JWT_SECRET": SECRET,
+        "WSGEN_API_KEY": API_KEY,
+        "WSGEN_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'bench.db'}",
+        "WSGEN_LOG_LEVEL": "WARNING",
+        # The harness's pairs and ping scenarios are floods by design.
+        "WSGEN_RATE_LIMIT": "100000",
+    }
+    wsgen = str(Path(sys.executable).with_name("wsgen"))
+    log_file = (RESULTS / ".wsgen.server.log").open("ab")
+    cpu = os.environ.get("BENCH_SERVER_CPU", "1")
+    command = ["taskset", "-c", cpu, wsgen, "serve", "--port", str(PORT), "--root", str(ROOT)]
+    proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    wait_port(PORT, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def harness(*args: str) -> None:
+    subprocess.run([sys.executable, "bench.py", *args], cwd=HARNESS, check=False)
+
+
+def run_wsgen(scenarios: list[str], repeat: int, sizes: list[str]) -> None:
+    setup = (
+        f"{sys.executable} {ROOT / 'bench' / 'create_rooms.py'} "
+        f"--url http://127.0.0.1:{PORT} --api-key {API_KEY}"
+    )
+    for _ in range(repeat):
+        for scenario in scenarios:  # a fresh server per scenario, as the harness does for peers
+            with tempfile.TemporaryDirectory(prefix="wsgen-bench-") as data:
+                proc = start_wsgen(Path(data))
+                try:
+                    harness(
+                        "run", "external", "--name", "wsgen", "--scenarios", scenario,
+                        "--url-template", f"ws://127.0.0.1:{PORT}/ws/comms/chat-rooms/{{room}}",
+                        "--jwt-secret", SECRET, "--server-pid", str(proc.pid),
+                        "--setup-cmd", setup, "--results", str(RESULTS), *sizes,
+                    )  # fmt: skip
+                finally:
+                    stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--harness", type=Path, default=ROOT.parent / "shared" / "bench")
+    parser.add_argument("--scenarios", default="fanout,pairs,connections,ping")
+    parser.add_argument("--peers", default="bun-hono,node-hono,starlette-naive",
+                        help="comma-separated harness targets, or 'none'")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("sizes", nargs="*", help="size options passed to the harness, after --")
+    args = parser.parse_args()
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    prepare_harness(args.harness)
+    scenarios = args.scenarios.split(",")
+    run_wsgen(scenarios, args.repeat, args.sizes)
+    peers = [] if args.peers == "none" else args.peers.split(",")
+    for peer in peers:
+        harness(
+            "run", peer, "--scenarios", ",".join(scenarios), "--repeat", str(args.repeat),
+            "--results", str(RESULTS), *args.sizes,
+        )  # fmt: skip
+    today = dt.date.today().isoformat()
+    harness("report", "--results", str(RESULTS), "--date", today)
+    png = RESULTS / f"{today}.png"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "plot.py"), str(RESULTS), today, str(png)], check=True
+    )
+    log(f"plot: {png}")
+
+
+if __name__ == "__main__":
+    main()
