@@ -35,6 +35,7 @@ from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from core import metrics
 from core.close_codes import CloseCode
 
 EXTENSION = "wsgen.protocol"
@@ -62,6 +63,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         pending = self._pending
         pending.append(frame)
         if len(pending) > self.queue_limit:
+            metrics.limit_closed("slow_consumer")
             self.close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer", drop_pending=True)
             return False
         if not self._flush_scheduled and not self._paused:
@@ -132,5 +134,14 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         super().shutdown()
 
     def keepalive_timeout(self) -> None:
+        if not self.close_sent and not self.transport.is_closing():
+            metrics.limit_closed("ping_timeout")
         super().keepalive_timeout()
         self.transport.abort()  # the peer is gone; do not wait for its buffer to drain
+
+    def handle_parser_exception(self) -> None:
+        # websockets failed the connection on a bad frame; 1009 is a frame over ws_max_size.
+        close = self.conn.close_sent
+        if close is not None and close.code == CloseCode.MESSAGE_TOO_BIG:
+            metrics.limit_closed("too_big")
+        super().handle_parser_exception()
