@@ -120,6 +120,7 @@ class RouteEndpoint:
     async def _connect(self, ctx: Context, conn: Connection) -> bool:
         if self.handler.on_connect is None:
             return True
+        conn.hold(self._queue_limit)  # the hook's greeting goes before any hub delivery
         try:
             await self.handler.on_connect(ctx, conn)
         except Exception as exc:
@@ -127,6 +128,8 @@ class RouteEndpoint:
             await self._on_error(ctx, conn, exc)
             await conn.close(CloseCode.INTERNAL_ERROR, "on_connect failed")
             return False
+        finally:
+            conn.release()
         return True
 
     async def _receive_loop(self, ctx: Context, conn: Connection, receive: Receive) -> None:
