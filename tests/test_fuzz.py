@@ -318,7 +318,7 @@ async def until_close(client: Client) -> tuple[list[dict[str, Any]], int | None]
     frames: list[dict[str, Any]] = []
     try:
         while True:
-            frames.append(await client.recv())
+            frames.append(await client.recv())  # each receive times out after 5 s
     except websockets.ConnectionClosed as closed:
         return frames, closed.rcvd.code if closed.rcvd is not None else None
 
@@ -347,9 +347,7 @@ counter = itertools.count()
 async def test_random_frames_get_an_error_or_a_spec_close_code(
     fuzzed: Fuzzed, route: str, frames: list[str], closing: tuple[str | bytes, int] | None
 ) -> None:
-    """Random frames on a real connection: every `error` has a known code, a closed
-    connection has a SPEC §10 code, the observer is still served, nothing is logged at
-    level error."""
+    """Random frames get a known `error` or a SPEC §10 close; others served, no error logged."""
     n = next(counter)
     path = room_path(fuzzed.room) if route == "room" else "/ws/user"
     async with connect(fuzzed.server, path, "fuzzer") as fuzzer:

@@ -191,8 +191,7 @@ async def test_every_failure_phase_leaves_the_server_serving(
 
 
 async def test_connected_comes_before_deliveries_that_raced_it(settings: Settings) -> None:
-    """A broadcast to a channel the connection joined while `on_connect` was still running
-    is held until the hook returns: the greeting it sends stays the first frame."""
+    """Hub deliveries that race `on_connect` are held: its greeting stays the first frame."""
     joined, gate = asyncio.Event(), asyncio.Event()
 
     async def greet(ctx: Context, ws: Connection) -> None:

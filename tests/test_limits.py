@@ -86,8 +86,8 @@ def test_the_defaults_are_the_spec_s() -> None:
 async def test_messages_over_the_rate_are_dropped_and_answered_rate_limited(
     settings: Settings,
 ) -> None:
-    """Past the burst, a message is dropped (not stored, not relayed) and answered
-    `rate_limited` with its ref; the connection stays open and others are unaffected."""
+    """Past the burst a message is dropped (not stored, not relayed) and answered `rate_limited`."""
+    # The error carries the message's ref; the connection stays open; others are unaffected.
     # One token per 10 s: the burst of 5 cannot refill while the test sends.
     async with project_server(settings, rate_limit=0.1, rate_limit_burst=5) as server:
         room = await room_of(server, "alice", "bob")
@@ -119,8 +119,8 @@ async def test_messages_over_the_rate_are_dropped_and_answered_rate_limited(
 async def test_a_connection_that_keeps_flooding_is_closed_1008(
     settings: Settings, logs: LogCapture
 ) -> None:
-    """The `flood_drops`-th dropped message closes the sender with 1008; the room hears
-    `user.left` and goes on; the close is counted and logged as a warning, not an error."""
+    """The `flood_drops`-th dropped message closes the sender with 1008; the room goes on."""
+    # The close is counted and logged as a warning, not an error.
     before = sample("wsgen_limit_closes_total", reason="flood")
     async with project_server(
         settings, rate_limit=0.1, rate_limit_burst=2, flood_drops=10
@@ -207,9 +207,10 @@ async def open_silent_peer(
 
 
 async def test_a_peer_that_stops_answering_pings_is_reaped(settings: Settings) -> None:
-    """A half-open peer (handshake done, then silent) is closed within ping interval + timeout:
-    its presence goes (`user.left`), while a peer that answers pings stays connected."""
-    interval, timeout = 0.3, 0.4
+    """A silent half-open peer is dropped within ping interval + timeout, and its presence goes."""
+    # A raw TCP client completes the handshake, then never reads nor answers a ping; a peer
+    # that answers pings (the client library does) stays connected.
+    interval, timeout = 0.5, 1.0  # alice (same event loop) has 1 s to answer each ping
     before = sample("wsgen_limit_closes_total", reason="ping_timeout")
     async with project_server(settings, ping_interval=interval, ping_timeout=timeout) as server:
         room = await room_of(server, "alice", "ghost")

@@ -150,9 +150,10 @@ async def run_round(
     until = time.monotonic() + seconds
     await asyncio.gather(*(c.write(until, rng) for c in clients))
     await settle(clients)
-    for batch in range(0, len(clients), 100):
-        await asyncio.gather(*(c.ws.close() for c in clients[batch : batch + 100]))
-    await asyncio.gather(*readers)
+    async with asyncio.timeout(60):
+        for batch in range(0, len(clients), 100):
+            await asyncio.gather(*(c.ws.close() for c in clients[batch : batch + 100]))
+        await asyncio.gather(*readers)
     async with asyncio.timeout(30):
         while await open_connections(server) > 0:
             await asyncio.sleep(0.2)
@@ -203,8 +204,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def test_soak(tmp_path: Path) -> None:
-    """500 clients chatting for 2 minutes: no stored message lost or duplicated, every
-    delivery exactly once, no error, memory back under its peak and flat afterwards."""
+    """Clients chatting for minutes: nothing lost or repeated, no error, memory flat."""
     rng = random.Random(500)
     async with wsgen_serve(tmp_path) as server:
         rooms = await create_rooms(server, CLIENTS // ROOM_SIZE)
