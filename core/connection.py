@@ -89,6 +89,7 @@ class Connection:
             return self._sink.send(frame)
         if len(held) >= self._hold_limit:  # as the send queue's bound: a slow consumer
             self._held = None
+            metrics.limit_closed("slow_consumer")
             self._close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer")
             return False
         held.append(frame)

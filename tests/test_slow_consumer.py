@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import orjson
 import websockets
 
+from core import metrics
 from core.close_codes import CloseCode
 from core.settings import Settings
 from core.testing import Client, RunningServer, bearer, connect
@@ -72,6 +73,11 @@ def latencies(readers: list[Reader], sent: dict[int, float]) -> list[float]:
     return [reader.arrivals[seq] - at for seq, at in sent.items() for reader in readers]
 
 
+def slow_consumer_closes() -> float:
+    labels = {"reason": "slow_consumer"}
+    return metrics.REGISTRY.get_sample_value("wsgen_limit_closes_total", labels) or 0.0
+
+
 @asynccontextmanager
 async def connect_frozen(server: RunningServer, room: str) -> AsyncIterator[Client]:
     """A member whose client stops reading after one message, with a small receive buffer."""
@@ -93,6 +99,7 @@ async def test_a_frozen_reader_in_a_room_of_200_slows_nobody(settings: Settings)
     # Meanwhile every other member gets every message in order, the sender's acks keep
     # coming, and the readers' median latency stays near the one measured without it.
     members = ["sender", "frozen", *(f"m{i:03}" for i in range(READERS))]
+    before = slow_consumer_closes()
     async with (
         project_server(settings, send_queue_max=QUEUE_MAX, rate_limit=0) as server,
         AsyncExitStack() as stack,
@@ -117,6 +124,7 @@ async def test_a_frozen_reader_in_a_room_of_200_slows_nobody(settings: Settings)
             await asyncio.gather(*tasks, return_exceptions=True)
         for reader in readers:  # each message once, in order, none lost
             assert reader.order == list(range(sent))
+    assert slow_consumer_closes() == before + 1
 
 
 async def check_phases(
