@@ -16,7 +16,8 @@ What it adds:
 - **Backpressure.** While the transport is paused (its buffer is over the high-water
   mark: the peer is not reading), frames stay pending; once more than
   ``queue_limit`` are pending, the connection is closed with 1013 and its pending
-  frames are dropped. A stalled reader never delays anyone else.
+  frames are dropped. A stalled reader never delays anyone else. Frames for a
+  connection whose close handshake has started are dropped.
 - **Closing that cannot hang.** :meth:`close_now` writes the close frame behind what
   was already sent and aborts the transport if the peer has not answered within
   ``close_timeout``: ``transport.close()`` would wait forever on a reader that
@@ -55,18 +56,20 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     def send_frame(self, frame: bytes) -> bool:
         """Queue one complete frame for this pass's write; False once closing or closed.
 
-        Over ``queue_limit`` pending frames the peer counts as a slow consumer and is
-        closed with 1013.
+        While the transport is paused (the peer is not reading), more than
+        ``queue_limit`` pending frames make it a slow consumer: closed with 1013. A
+        burst to a peer that reads is not: it is written whole on the next pass.
         """
-        if self.close_sent or self.disconnected:
-            return False
+        if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
+            return False  # closing (either side): no data frame may follow a close frame
         pending = self._pending
         pending.append(frame)
-        if len(pending) > self.queue_limit:
-            metrics.limit_closed("slow_consumer")
-            self.close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer", drop_pending=True)
-            return False
-        if not self._flush_scheduled and not self._paused:
+        if self._paused:
+            if len(pending) > self.queue_limit:
+                metrics.limit_closed("slow_consumer")
+                self.close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer", drop_pending=True)
+                return False
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
         return True
