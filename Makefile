@@ -1,13 +1,14 @@
 # Two commands set everything up on a fresh machine:
 #   make serve   create .venv, install wsgen, serve on the embedded defaults
 #   make test    create .venv, install wsgen with test tools, run every check and test
+#   make soak    the load soak against a real server process (about 3 minutes; CI runs it)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_WS := tests/node/node_modules/ws/package.json
 
-.PHONY: serve test bench generate clean
+.PHONY: serve test soak bench generate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,10 @@ test: $(STAMP) $(NODE_WS)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
+
+# 500 clients chatting for WSGEN_SOAK_SECONDS (120) against `wsgen serve`; see tests/test_soak.py.
+soak: $(STAMP)
+	$(BIN)/pytest -m soak -s tests/test_soak.py
 
 generate: $(STAMP)
 	$(BIN)/wsgen generate

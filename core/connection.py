@@ -29,10 +29,16 @@ class Connection:
     Sending never blocks and never raises: frames are queued for the socket, and a
     send to a connection that is closing or closed is dropped and returns False (a
     peer leaving during a broadcast is normal, not an error).
+
+    While ``on_connect`` runs, deliveries from the hub (:meth:`write`) are held back
+    and the hook's own :meth:`send` goes first, so that its greeting (`connected`) is
+    the first frame even when the connection joined a busy channel before sending it.
     """
 
     __slots__ = (
         "_expiry",
+        "_held",
+        "_hold_limit",
         "_sink",
         "close_code",
         "closed",
@@ -54,17 +60,19 @@ class Connection:
         self.topics: set[str] = set()
         self._sink = sink
         self._expiry: asyncio.TimerHandle | None = None
+        self._held: list[OutFrame] | None = None
+        self._hold_limit = 0
 
     async def send(self, event: str, payload: Any = None) -> bool:
-        """Send one ``{"event", "payload"}`` frame."""
-        if self.write(encode(event, payload)):
+        """Send one ``{"event", "payload"}`` frame (ahead of held deliveries)."""
+        if not self.closed and self._sink.send(encode(event, payload)):
             metrics.sent(event).inc()
             return True
         return False
 
     async def send_error(self, code: str, message: str, ref: Ref | None = None) -> bool:
         metrics.protocol_error(code)
-        if self.write(error_frame(code, message, ref)):
+        if not self.closed and self._sink.send(error_frame(code, message, ref)):
             metrics.error_frame_sent()
             return True
         return False
@@ -75,11 +83,37 @@ class Connection:
 
         Not counted in ``wsgen_messages_sent_total``: the hub counts once per delivery.
         """
-        return not self.closed and self._sink.send(frame, batch)
+        if self.closed:
+            return False
+        held = self._held
+        if held is None:
+            return self._sink.send(frame, batch)
+        if len(held) >= self._hold_limit:  # as the send queue's bound: a slow consumer
+            self._held = None
+            metrics.limit_closed("slow_consumer")
+            self._close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+            return False
+        held.append(frame)
+        return True
+
+    def hold(self, limit: int) -> None:
+        """Hold hub deliveries (up to ``limit``, then 1013) until :meth:`release`."""
+        self._held = []
+        self._hold_limit = limit
+
+    def release(self) -> None:
+        """Send the held deliveries, in order, and stop holding."""
+        held, self._held = self._held, None
+        for frame in held or ():
+            if self.closed or not self._sink.send(frame, True):
+                return
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code`` after what is queued; later calls do nothing. Never blocks."""
         self.expire_at(None)
+        self._close_now(code, reason)
+
+    def _close_now(self, code: int, reason: str) -> None:
         if self.closed:
             return
         self.closed = True

@@ -14,6 +14,7 @@ handler bug never reaches another connection or the server:
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from core.connection import Connection
 from core.context import Context
 from core.envelope import Inbound, ProtocolError, parse
 from core.errors import ClientError, Reject
+from core.limits import RateLimiter
 from core.logging import get_logger
 from core.refresh import BUILTIN_EVENTS
 from core.services import Services
@@ -53,6 +55,10 @@ class RouteEndpoint:
         self._origins = origins(services.settings)
         self._events = {**BUILTIN_EVENTS, **handler.event_table}
         self._metrics = metrics.RouteMetrics(self.route, self._events)
+        settings = services.settings
+        self._rate_message = (
+            f"over {settings.rate_limit:g} messages per second; this message was dropped"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -120,6 +126,7 @@ class RouteEndpoint:
     async def _connect(self, ctx: Context, conn: Connection) -> bool:
         if self.handler.on_connect is None:
             return True
+        conn.hold(self._queue_limit)  # the hook's greeting goes before any hub delivery
         try:
             await self.handler.on_connect(ctx, conn)
         except Exception as exc:
@@ -127,6 +134,8 @@ class RouteEndpoint:
             await self._on_error(ctx, conn, exc)
             await conn.close(CloseCode.INTERNAL_ERROR, "on_connect failed")
             return False
+        finally:
+            conn.release()
         return True
 
     async def _receive_loop(
@@ -138,6 +147,7 @@ class RouteEndpoint:
     ) -> None:
         # The raw ASGI receive: Starlette's wrapper only adds state checks, per message.
         max_bytes = self._max_bytes
+        limiter = RateLimiter.from_settings(self.services.settings, monotonic())
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -152,11 +162,38 @@ class RouteEndpoint:
             # A character is at most 4 UTF-8 bytes: encode only when it could be too big.
             if len(text) * 4 > max_bytes and len(text.encode()) > max_bytes:
                 self._metrics.invalid.inc()
+                metrics.limit_closed("too_big")
                 await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
                 return
+            if limiter is not None and not limiter.allow(monotonic()):
+                if await self._rate_limited(ctx, conn, limiter, text):
+                    return
+                continue
             await self._dispatch(ctx, conn, text, pipelined)
             if conn.closed:
                 return
+
+    async def _rate_limited(
+        self, ctx: Context, conn: Connection, limiter: RateLimiter, text: str
+    ) -> bool:
+        """Drop a message over the rate limit; True when the connection was closed (1008)."""
+        self._metrics.dropped.inc()
+        if limiter.flooding(monotonic()):
+            metrics.limit_closed("flood")
+            log.warning(
+                "connection closed for flooding",
+                route=self.route,
+                connection_id=conn.id,
+                user_id=ctx.user_id,
+            )
+            await conn.close(CloseCode.POLICY_VIOLATION, "too many messages")
+            return True
+        try:
+            ref = parse(text).ref
+        except ProtocolError as err:
+            ref = err.ref
+        await conn.send_error("rate_limited", self._rate_message, ref)
+        return False
 
     async def _dispatch(
         self,

@@ -21,7 +21,8 @@ signaling data):
   event name when the route declares it (its ``events`` and the built-in
   ``auth.refresh``), ``unknown`` for any other name (also when a catch-all
   ``on_message`` handles it), ``invalid`` for frames that fail envelope parsing,
-  binary frames and frames over the size limit.
+  binary frames and frames over the size limit, ``dropped`` for frames over the rate
+  limit (answered ``rate_limited``, never dispatched).
 - ``wsgen_messages_sent_total{event}``: frames handed to a connection. A hub
   delivery (``broadcast``, ``send_to_user``) adds its recipient count at once.
   Server-chosen event names; at most :data:`MAX_LABEL_VALUES` distinct values, the
@@ -32,6 +33,10 @@ signaling data):
   ``invalid_json``, ``unavailable``, ``internal_error``).
 - ``wsgen_broadcast_fanout_seconds`` (histogram): time to hand one hub delivery to
   this process's connections of the topic (only deliveries with local connections).
+- ``wsgen_limit_closes_total{reason}``: connections the server closed for a limit:
+  ``flood`` (1008, kept flooding past the rate limit), ``too_big`` (1009),
+  ``slow_consumer`` (1013, outgoing queue over ``SEND_QUEUE_MAX``) and
+  ``ping_timeout`` (no pong to a protocol ping in time; the transport is aborted).
 - ``wsgen_handshakes_refused_total{route, status}``: handshakes answered with an HTTP
   error; ``route`` is the handler's path template, ``unmatched`` for paths no
   handler serves (404).
@@ -53,6 +58,8 @@ ProcessCollector(registry=REGISTRY)
 UNKNOWN = "unknown"
 INVALID = "invalid"
 OTHER = "other"
+DROPPED = "dropped"
+LIMIT_REASONS = ("flood", "too_big", "slow_consumer", "ping_timeout")
 UNMATCHED = "unmatched"
 MAX_LABEL_VALUES = 256
 """Distinct values of a label fed by server code (sent events, error codes), then ``other``."""
@@ -107,6 +114,12 @@ BROADCAST_FANOUT_SECONDS = Histogram(
     buckets=FANOUT_BUCKETS,
     registry=REGISTRY,
 )
+LIMIT_CLOSES = Counter(
+    "wsgen_limit_closes_total",
+    "Connections closed by the server for a limit (flood, too_big, slow_consumer, ping_timeout).",
+    ["reason"],
+    registry=REGISTRY,
+)
 HANDSHAKES_REFUSED = Counter(
     "wsgen_handshakes_refused_total",
     "WebSocket handshakes refused with an HTTP response, by route and status.",
@@ -147,7 +160,7 @@ _not_found = HANDSHAKES_REFUSED.labels(UNMATCHED, "404")
 class RouteMetrics:
     """The children one route uses, bound once when its endpoint is built."""
 
-    __slots__ = ("invalid", "open", "received", "route", "unknown")
+    __slots__ = ("dropped", "invalid", "open", "received", "route", "unknown")
 
     def __init__(self, route: str, events: Iterable[str]) -> None:
         self.route = route
@@ -155,6 +168,7 @@ class RouteMetrics:
         self.received = {event: MESSAGES_RECEIVED.labels(route, event) for event in events}
         self.unknown = MESSAGES_RECEIVED.labels(route, UNKNOWN)
         self.invalid = MESSAGES_RECEIVED.labels(route, INVALID)
+        self.dropped = MESSAGES_RECEIVED.labels(route, DROPPED)
 
     def refused(self, status: int) -> None:
         HANDSHAKES_REFUSED.labels(self.route, str(status)).inc()
@@ -172,6 +186,14 @@ def protocol_error(code: str) -> None:
 
 def error_frame_sent() -> None:
     _error_sent.inc()
+
+
+_limit_closes = {reason: LIMIT_CLOSES.labels(reason) for reason in LIMIT_REASONS}
+
+
+def limit_closed(reason: str) -> None:
+    """Count a connection closed for a limit; ``reason`` is one of :data:`LIMIT_REASONS`."""
+    _limit_closes[reason].inc()
 
 
 def not_found_handshake() -> None:

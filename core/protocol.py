@@ -16,7 +16,8 @@ What it adds:
 - **Backpressure.** While the transport is paused (its buffer is over the high-water
   mark: the peer is not reading), frames stay pending; once more than
   ``queue_limit`` are pending, the connection is closed with 1013 and its pending
-  frames are dropped. A stalled reader never delays anyone else.
+  frames are dropped. A stalled reader never delays anyone else. Frames for a
+  connection whose close handshake has started are dropped.
 - **Closing that cannot hang.** :meth:`close_now` writes the close frame behind what
   was already sent and aborts the transport if the peer has not answered within
   ``close_timeout``: ``transport.close()`` would wait forever on a reader that
@@ -39,6 +40,7 @@ from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from core import metrics
 from core.close_codes import CloseCode
 
 EXTENSION = "wsgen.protocol"
@@ -103,20 +105,23 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         A lone reply (``batch=False``) with nothing queued before it is written at
         once: a round trip should not wait for the next event-loop pass. Frames of a
         fan-out (``batch=True``), or behind others, join the pending list, written
-        with one ``transport.write`` per pass. Over ``queue_limit`` pending frames
-        the peer counts as a slow consumer and is closed with 1013.
+        with one ``transport.write`` per pass. While the transport is paused (the peer
+        is not reading), more than ``queue_limit`` pending frames make it a slow
+        consumer: closed with 1013. A burst to a peer that reads is not.
         """
-        if self.close_sent or self.disconnected:
-            return False
+        if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
+            return False  # closing (either side): no data frame may follow a close frame
         pending = self._pending
         if not batch and not pending and not self._paused:
             self.transport.write(frame)
             return True
         pending.append(frame)
-        if len(pending) > self.queue_limit:
-            self.close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer", drop_pending=True)
-            return False
-        if not self._flush_scheduled and not self._paused:
+        if self._paused:
+            if len(pending) > self.queue_limit:
+                metrics.limit_closed("slow_consumer")
+                self.close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer", drop_pending=True)
+                return False
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._scheduler.add(self)
         return True
@@ -203,5 +208,14 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         super().shutdown()
 
     def keepalive_timeout(self) -> None:
+        if not self.close_sent and not self.transport.is_closing():
+            metrics.limit_closed("ping_timeout")
         super().keepalive_timeout()
         self.transport.abort()  # the peer is gone; do not wait for its buffer to drain
+
+    def handle_parser_exception(self) -> None:
+        # websockets failed the connection on a bad frame; 1009 is a frame over ws_max_size.
+        close = self.conn.close_sent
+        if close is not None and close.code == CloseCode.MESSAGE_TOO_BIG:
+            metrics.limit_closed("too_big")
+        super().handle_parser_exception()

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     query_token: bool = False
     user_max_connections: int = Field(1, ge=1)
     send_queue_max: int = Field(1024, ge=1)
+    # Messages per second per connection (0: no limit), with a burst of twice that by
+    # default; a connection with FLOOD_DROPS dropped messages within FLOOD_WINDOW
+    # seconds is closed with 1008 (core/limits.py).
+    rate_limit: float = Field(20.0, ge=0)
+    rate_limit_burst: int | None = Field(None, ge=1)
+    flood_drops: int = Field(100, ge=1)
+    flood_window: float = Field(10.0, gt=0)
     chat_text_max: int = Field(4000, ge=1)
     max_message_bytes: int = Field(65536, ge=256)
     ping_interval: float = Field(20.0, gt=0)
@@ -51,6 +58,13 @@ def origins(settings: Settings) -> frozenset[str]:
     return frozenset(
         o.strip().rstrip("/") for o in settings.allowed_origins.split(",") if o.strip()
     )
+
+
+def rate_burst(settings: Settings) -> int:
+    """``WSGEN_RATE_LIMIT_BURST``, or twice ``WSGEN_RATE_LIMIT`` (SPEC §10), at least 1."""
+    if settings.rate_limit_burst is not None:
+        return settings.rate_limit_burst
+    return max(1, round(2 * settings.rate_limit))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from starlette.websockets import WebSocket
 
+from core import metrics
 from core.close_codes import CloseCode
 from core.frames import OutFrame
 from core.protocol import EXTENSION, WsgenProtocol
@@ -75,6 +76,7 @@ class AsgiSink:
         if self._done or self._close is not None:
             return False
         if len(self._queue) >= self._limit:
+            metrics.limit_closed("slow_consumer")
             self._queue.clear()
             self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
             return False

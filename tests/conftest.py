@@ -75,11 +75,24 @@ async def server(settings: Settings) -> AsyncIterator[RunningServer]:
         yield running
 
 
+@asynccontextmanager
+async def project_server(settings: Settings, **updates: Any) -> AsyncIterator[RunningServer]:
+    """The project's routes on a real uvicorn, with ``updates`` applied to ``settings``."""
+    changed = settings.model_copy(update=updates)
+    async with serve(app_from_registry(ROOT, changed), changed) as running:
+        yield running
+
+
+def service_client(server: RunningServer) -> httpx.AsyncClient:
+    """An HTTP client for ``server`` holding the service API key (use with ``async with``)."""
+    headers = {"Authorization": f"Bearer {server.services.api_key}"}
+    return httpx.AsyncClient(base_url=server.http_url(""), headers=headers)
+
+
 @pytest.fixture
 async def api(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the server, holding the service API key."""
-    headers = {"Authorization": f"Bearer {server.services.api_key}"}
-    async with httpx.AsyncClient(base_url=server.http_url(""), headers=headers) as client:
+    async with service_client(server) as client:
         yield client
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -187,3 +188,24 @@ async def test_every_failure_phase_leaves_the_server_serving(
     async with connect(server, "ok", "after") as ws:
         assert (await receive_json(ws))["payload"]["userId"] == "after"
         await assert_alive(ws)
+
+
+async def test_connected_comes_before_deliveries_that_raced_it(settings: Settings) -> None:
+    """Hub deliveries that race `on_connect` are held: its greeting stays the first frame."""
+    joined, gate = asyncio.Event(), asyncio.Event()
+
+    async def greet(ctx: Context, ws: Connection) -> None:
+        await ctx.services.hub.join("greet/1", ws)
+        joined.set()
+        await gate.wait()  # e.g. a store or broker round trip
+        await ws.send("connected", {"userId": ctx.user_id})
+
+    handler = WebSocketHandler(path="/ws/greet", middleware=[auth_middleware()], on_connect=greet)
+    async with serve([handler], settings) as running:
+        url = running.ws_url("/ws/greet")
+        async with websockets.connect(url, additional_headers=bearer(running.token("u1"))) as ws:
+            await asyncio.wait_for(joined.wait(), 5)
+            await running.services.hub.broadcast("greet/1", "news", {"n": 1})
+            gate.set()
+            assert (await receive_json(ws))["event"] == "connected"
+            assert await receive_json(ws) == {"event": "news", "payload": {"n": 1}}

@@ -25,9 +25,13 @@ OFFER = {"type": "offer", "sdp": "x" * 50_000}  # a large signal: relayed, never
 async def any_server(
     request: pytest.FixtureRequest, settings: Settings
 ) -> AsyncIterator[RunningServer]:
-    """The project's routes on wsgen's protocol class, and on uvicorn's own (plain ASGI sends)."""
+    """The project's routes on wsgen's protocol class, and on uvicorn's own (plain ASGI sends).
+
+    No rate limit: these bursts test the send path (test_limits.py tests the limit).
+    """
     overrides = {} if request.param == "wsgen" else {"ws": "websockets-sansio"}
-    async with serve(app_from_registry(ROOT, settings), settings, **overrides) as running:
+    unlimited = settings.model_copy(update={"rate_limit": 0})
+    async with serve(app_from_registry(ROOT, unlimited), unlimited, **overrides) as running:
         yield running
 
 
@@ -72,7 +76,7 @@ async def next_skipping_left(client: Client, name: str, left: set[str]) -> dict[
 
 @pytest.fixture
 async def small_queue_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    small = settings.model_copy(update={"send_queue_max": 16})
+    small = settings.model_copy(update={"send_queue_max": 16, "rate_limit": 0})
     async with serve(app_from_registry(ROOT, small), small) as running:
         yield running
 
