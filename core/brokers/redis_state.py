@@ -1,0 +1,423 @@
+"""Presence and user sessions in Redis, shared by every server process, safe under SIGKILL.
+
+Design (one idea: an entry counts only while the process that wrote it is alive):
+
+- **Node liveness.** Every process (node) has a random id and keeps its score in the
+  sorted set ``wsgen:nodes`` = the time until which it counts as alive (Redis server
+  time, microseconds, so the hosts' clocks do not matter). A heartbeat moves it to
+  ``now + ttl`` every ``ttl / 3`` seconds (``WSGEN_PRESENCE_TTL``, default 15 s).
+- **Entries are tagged by node.** Presence of a channel is the sorted set
+  ``wsgen:presence:<channel>`` with members ``"<node> <connection> <user>"``; a user's
+  ``/ws/user`` sessions are ``wsgen:sessions:<user>`` with members
+  ``"<node> <connection>"``. The score is the arrival time, so ``members`` lists users
+  in the order they arrived and ``sessions.add`` returns connections oldest first.
+- **Reads ignore, and delete, entries of dead nodes.** Every operation is one Lua
+  script (atomic) that first drops the entries whose node's score is missing or in the
+  past. A process killed with SIGKILL stops its heartbeat; within ``ttl`` its members
+  are gone from ``online`` and its connections no longer count against the 4409 limit.
+- **Dead nodes are reaped.** Each node remembers the keys it wrote to in
+  ``wsgen:node:<id>:keys``; a heartbeat that finds another node's score in the past
+  removes that node and prunes those keys (atomically: one reaper wins), so a channel
+  nobody visits again keeps no garbage.
+- **This process's own entries are mirrored in memory**, which is the truth for them.
+  While Redis cannot be reached, operations answer from this process's view (only its
+  own connections), count a ``wsgen_broker_errors_total`` and mark the node dirty. When
+  the heartbeat reaches Redis again, or finds that Redis lost the node (a restart
+  without persistence, or this node was reaped after a long pause), it re-asserts
+  every mirrored entry and applies the removals that failed meanwhile.
+
+Guarantees: ``online`` and the 4409 ordering are exact while Redis is up and every
+node beats; a crashed node's entries count for at most ``ttl`` more seconds. No
+``user.left`` is announced for the members of a crashed node. Needs Redis 6.2+ (Lua
+with ``TIME``); a single Redis (or a Sentinel-managed primary), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from core import metrics
+from core.errors import BrokerUnavailable
+from core.logging import get_logger
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+    from core.brokers.base import Presence, UserSessions
+
+log = get_logger("wsgen.broker")
+
+PREFIX = "wsgen:"
+NODES = PREFIX + "nodes"
+
+# Every script starts with the server's time and the liveness helpers.
+_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function num(x) return string.format('%.0f', x) end
+local live = {}
+local function is_live(nodes, nid)
+  local v = live[nid]
+  if v == nil then
+    local s = redis.call('ZSCORE', nodes, nid)
+    v = (s and tonumber(s) >= now) or false
+    live[nid] = v
+  end
+  return v
+end
+local function prune(key, nodes)
+  local out = {}
+  for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    local nid = string.match(m, '^(%S+) ')
+    if nid and is_live(nodes, nid) then out[#out + 1] = m else redis.call('ZREM', key, m) end
+  end
+  return out
+end
+local function user_of(m) return string.match(m, '^%S+ %S+ (.*)$') end
+local function conn_of(m) return string.match(m, '^%S+ (%S+)') end
+local function owns(entries, nid)
+  for _, m in ipairs(entries) do
+    if string.sub(m, 1, #nid + 1) == nid .. ' ' then return true end
+  end
+  return false
+end
+"""
+
+# KEYS: presence, nodes, node keys. ARGV: member, user. -> 1 when the user's first.
+_JOIN = """
+local first = 1
+for _, m in ipairs(prune(KEYS[1], KEYS[2])) do
+  if m ~= ARGV[1] and user_of(m) == ARGV[2] then first = 0 end
+end
+redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[1])
+redis.call('SADD', KEYS[3], KEYS[1])
+return first
+"""
+
+# KEYS: presence, nodes, node keys. ARGV: member, user, node. -> 1 when the user's last.
+_LEAVE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local entries = prune(KEYS[1], KEYS[2])
+if not owns(entries, ARGV[3]) then redis.call('SREM', KEYS[3], KEYS[1]) end
+for _, m in ipairs(entries) do
+  if user_of(m) == ARGV[2] then return 0 end
+end
+return 1
+"""
+
+# KEYS: presence, nodes. -> distinct users, in the order they arrived.
+_MEMBERS = """
+local seen, out = {}, {}
+for _, m in ipairs(prune(KEYS[1], KEYS[2])) do
+  local u = user_of(m)
+  if not seen[u] then seen[u] = true; out[#out + 1] = u end
+end
+return out
+"""
+
+# KEYS: sessions, nodes, node keys. ARGV: member. -> connection ids, oldest first.
+_SESSIONS_ADD = """
+prune(KEYS[1], KEYS[2])
+redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[1])
+redis.call('SADD', KEYS[3], KEYS[1])
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do out[#out + 1] = conn_of(m) end
+return out
+"""
+
+# KEYS: key, nodes, node keys. ARGV: node, members to remove...
+_DROP = """
+for i = 2, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+if not owns(prune(KEYS[1], KEYS[2]), ARGV[1]) then redis.call('SREM', KEYS[3], KEYS[1]) end
+return 1
+"""
+
+# KEYS: key, node keys. ARGV: members to (re-)add, keeping the score of those present.
+_ASSERT = """
+for i = 1, #ARGV do redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[i]) end
+redis.call('SADD', KEYS[2], KEYS[1])
+return 1
+"""
+
+# KEYS: nodes. ARGV: node, ttl (us). -> {1 when the node was not there, dead nodes}.
+_HEARTBEAT = """
+local added = redis.call('ZADD', KEYS[1], num(now + tonumber(ARGV[2])), ARGV[1])
+return {added, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. num(now))}
+"""
+
+# KEYS: nodes, the node's keys. ARGV: node, "force". -> its keys, or nil when it is alive.
+_REAP = """
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if ARGV[2] ~= 'force' and s and tonumber(s) >= now then return false end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local keys = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[2])
+return keys
+"""
+
+# KEYS: key, nodes.
+_PRUNE = """
+prune(KEYS[1], KEYS[2])
+return 1
+"""
+
+_FAILURES = (RedisError, OSError)
+
+
+def presence_key(channel: str) -> str:
+    return f"{PREFIX}presence:{channel}"
+
+
+def sessions_key(user_id: str) -> str:
+    return f"{PREFIX}sessions:{user_id}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisNode:
+    """This process in Redis: its heartbeat, its mirrored entries, and the scripts.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` for commands (bytes responses).
+        node_id: this process's id (the hub's ``node_id``); no spaces.
+        ttl: seconds an entry outlives the last heartbeat of its process.
+    """
+
+    def __init__(self, client: Redis, node_id: str, ttl: float = 15.0) -> None:
+        self.client = client
+        self.node_id = node_id
+        self.ttl = ttl
+        self.interval = ttl / 3
+        self.keys_key = f"{PREFIX}node:{node_id}:keys"
+        self.up = False
+        # key -> members of this node (the truth for them), in arrival order
+        self._entries: dict[str, dict[str, None]] = {}
+        # key -> members whose removal did not reach Redis
+        self._removals: dict[str, set[str]] = {}
+        self._dirty = False
+        self._syncing = False
+        self._task: asyncio.Task[None] | None = None
+        script = client.register_script
+        self.join = script(_PRELUDE + _JOIN)
+        self.leave = script(_PRELUDE + _LEAVE)
+        self.members = script(_PRELUDE + _MEMBERS)
+        self.sessions_add = script(_PRELUDE + _SESSIONS_ADD)
+        self.drop = script(_PRELUDE + _DROP)
+        self._assert = script(_PRELUDE + _ASSERT)
+        self._heartbeat = script(_PRELUDE + _HEARTBEAT)
+        self._reap = script(_PRELUDE + _REAP)
+        self._prune = script(_PRELUDE + _PRUNE)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Beat once (so ``up`` is known), then keep beating in the background."""
+        await self._beat_logged()
+        self._task = asyncio.create_task(self._run(), name=f"wsgen-heartbeat-{self.node_id}")
+
+    async def stop(self) -> None:
+        """Stop beating and remove this node's entries from Redis (best effort)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.up:
+            with contextlib.suppress(*_FAILURES):
+                await self._reap_node(self.node_id, force=True)
+        self.up = False
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval if self.up else min(1.0, self.interval))
+            await self._beat_logged()
+
+    async def _beat_logged(self) -> None:
+        try:
+            await self._beat()
+        except _FAILURES as exc:
+            if self.up:
+                log.warning(
+                    "broker unreachable: presence and sessions answer from this process "
+                    "until it is back",
+                    error=type(exc).__name__,
+                )
+            self.up = False
+            metrics.BROKER_ERRORS.labels("heartbeat").inc()
+
+    async def _beat(self) -> None:
+        ttl_us = str(round(self.ttl * 1_000_000))
+        added, dead = await self._heartbeat(keys=[NODES], args=[self.node_id, ttl_us])
+        if not self.up:
+            log.info("broker reachable: presence and sessions shared again", node=self.node_id)
+        if added or self._dirty or not self.up:
+            await self._resync()
+        self.up = True
+        for node in dead:
+            node_id = _text(node)
+            if node_id != self.node_id:
+                await self._reap_node(node_id, force=False)
+
+    async def _resync(self) -> None:
+        """Write this node's mirrored entries and pending removals to Redis.
+
+        Operations during a resync answer locally and mark the node dirty, so the
+        loop runs again with a fresh snapshot: Redis never ends up behind the mirror.
+        """
+        self._syncing = True
+        try:
+            for _ in range(5):
+                self._dirty = False
+                for key, members in list(self._entries.items()):
+                    if members:
+                        await self._assert(keys=[key, self.keys_key], args=list(members))
+                removals, self._removals = self._removals, {}
+                for key, gone in removals.items():
+                    try:
+                        await self.drop(
+                            keys=[key, NODES, self.keys_key], args=[self.node_id, *gone]
+                        )
+                    except BaseException:
+                        self._removals.setdefault(key, set()).update(gone)
+                        raise
+                if not self._dirty:
+                    return
+            self._dirty = True  # still changing: the next heartbeat goes on
+        finally:
+            self._syncing = False
+
+    async def _reap_node(self, node_id: str, *, force: bool) -> None:
+        keys_key = f"{PREFIX}node:{node_id}:keys"
+        keys = await self._reap(keys=[NODES, keys_key], args=[node_id, "force" if force else ""])
+        if keys is None:
+            return
+        for key in keys:
+            await self._prune(keys=[key, NODES])
+        if not force:
+            log.info("reaped a dead server process", node=node_id, keys=len(keys))
+
+    # -- the mirror and calls ------------------------------------------------------
+
+    def remember(self, key: str, member: str) -> None:
+        self._entries.setdefault(key, {})[member] = None
+
+    def forget(self, key: str, member: str) -> None:
+        members = self._entries.get(key)
+        if members is not None:
+            members.pop(member, None)
+            if not members:
+                del self._entries[key]
+
+    def mine(self, key: str) -> list[str]:
+        """This node's members of ``key``, in arrival order."""
+        return list(self._entries.get(key, ()))
+
+    def failed_removal(self, key: str, member: str) -> None:
+        self._removals.setdefault(key, set()).add(member)
+
+    async def call(
+        self, operation: str, script: AsyncScript, keys: list[str], args: list[str]
+    ) -> Any:
+        """Run ``script``, or raise ``BrokerUnavailable`` at once while Redis is down.
+
+        A failure marks the node down and dirty, so the heartbeat re-asserts the mirror.
+        """
+        if not self.up or self._syncing:
+            self._dirty = True
+            raise BrokerUnavailable(f"broker unavailable during {operation}")
+        try:
+            return await script(keys=keys, args=args)
+        except _FAILURES as exc:
+            self._dirty = True
+            self.up = False
+            metrics.BROKER_ERRORS.labels(operation).inc()
+            log.warning("broker operation failed", operation=operation, error=type(exc).__name__)
+            raise BrokerUnavailable(
+                f"broker unavailable during {operation} ({type(exc).__name__})"
+            ) from exc
+
+
+class RedisPresence:
+    """Who is in a channel over all processes; see the module docstring."""
+
+    def __init__(self, node: RedisNode) -> None:
+        self.node = node
+
+    def _member(self, connection_id: str, user_id: str) -> str:
+        return f"{self.node.node_id} {connection_id} {user_id}"
+
+    async def join(self, channel: str, connection_id: str, user_id: str) -> bool:
+        node, key = self.node, presence_key(channel)
+        member = self._member(connection_id, user_id)
+        others = [m for m in node.mine(key) if m.split(" ", 2)[2] == user_id]
+        node.remember(key, member)
+        try:
+            first = await node.call(
+                "presence", node.join, [key, NODES, node.keys_key], [member, user_id]
+            )
+        except BrokerUnavailable:
+            return not others
+        return bool(first)
+
+    async def leave(self, channel: str, connection_id: str, user_id: str) -> bool:
+        node, key = self.node, presence_key(channel)
+        member = self._member(connection_id, user_id)
+        node.forget(key, member)
+        try:
+            last = await node.call(
+                "presence", node.leave, [key, NODES, node.keys_key], [member, user_id, node.node_id]
+            )
+        except BrokerUnavailable:
+            node.failed_removal(key, member)
+            return all(m.split(" ", 2)[2] != user_id for m in node.mine(key))
+        return bool(last)
+
+    async def members(self, channel: str) -> list[str]:
+        node, key = self.node, presence_key(channel)
+        try:
+            users = await node.call("presence", node.members, [key, NODES], [])
+        except BrokerUnavailable:
+            return list(dict.fromkeys(m.split(" ", 2)[2] for m in node.mine(key)))
+        return [_text(user) for user in users]
+
+
+class RedisUserSessions:
+    """A user's ``/ws/user`` connections over all processes, oldest first."""
+
+    def __init__(self, node: RedisNode) -> None:
+        self.node = node
+
+    async def add(self, user_id: str, connection_id: str) -> list[str]:
+        node, key = self.node, sessions_key(user_id)
+        member = f"{node.node_id} {connection_id}"
+        node.remember(key, member)
+        try:
+            ids = await node.call(
+                "sessions", node.sessions_add, [key, NODES, node.keys_key], [member]
+            )
+        except BrokerUnavailable:
+            return [m.split(" ", 1)[1] for m in node.mine(key)]
+        return [_text(i) for i in ids]
+
+    async def remove(self, user_id: str, connection_id: str) -> None:
+        node, key = self.node, sessions_key(user_id)
+        member = f"{node.node_id} {connection_id}"
+        node.forget(key, member)
+        try:
+            await node.call(
+                "sessions", node.drop, [key, NODES, node.keys_key], [node.node_id, member]
+            )
+        except BrokerUnavailable:
+            node.failed_removal(key, member)
+
+
+if TYPE_CHECKING:
+    _presence: Presence = RedisPresence(RedisNode(Redis(), "n"))
+    _sessions: UserSessions = RedisUserSessions(RedisNode(Redis(), "n"))
