@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from core.sinks import Sink
 
 
+HELD_MAX = 1024
+"""Hub deliveries a connection may hold back while its ``on_connect`` runs."""
+
+
 class Connection:
     """One accepted WebSocket.
 
@@ -33,6 +37,7 @@ class Connection:
 
     __slots__ = (
         "_expiry",
+        "_held",
         "_sink",
         "close_code",
         "closed",
@@ -43,7 +48,7 @@ class Connection:
         "user_id",
     )
 
-    def __init__(self, sink: Sink, route: str, user_id: str | None) -> None:
+    def __init__(self, sink: Sink, route: str, user_id: str | None, *, held: bool = False) -> None:
         self.id = str(uuid.uuid4())
         self.route = route
         self.user_id = user_id
@@ -54,17 +59,19 @@ class Connection:
         self.topics: set[str] = set()
         self._sink = sink
         self._expiry: asyncio.TimerHandle | None = None
+        # Hub deliveries wait here until ``release``: see ``write``.
+        self._held: list[OutFrame] | None = [] if held else None
 
     async def send(self, event: str, payload: Any = None) -> bool:
-        """Send one ``{"event", "payload"}`` frame."""
-        if self.write(encode(event, payload)):
+        """Send one ``{"event", "payload"}`` frame (never held back, see ``write``)."""
+        if not self.closed and self._sink.send(encode(event, payload)):
             metrics.sent(event).inc()
             return True
         return False
 
     async def send_error(self, code: str, message: str, ref: Ref | None = None) -> bool:
         metrics.protocol_error(code)
-        if self.write(error_frame(code, message, ref)):
+        if not self.closed and self._sink.send(error_frame(code, message, ref)):
             metrics.error_frame_sent()
             return True
         return False
@@ -73,8 +80,27 @@ class Connection:
         """Queue a frame encoded once for many connections (the hub's fan-out).
 
         Not counted in ``wsgen_messages_sent_total``: the hub counts once per delivery.
+        While the connection is held (during ``on_connect``, whose frames such as
+        ``connected`` must come first), frames wait, up to :data:`HELD_MAX`, beyond
+        which the connection is closed as a slow consumer.
         """
-        return not self.closed and self._sink.send(frame)
+        if self.closed:
+            return False
+        if self._held is None:
+            return self._sink.send(frame)
+        if len(self._held) >= HELD_MAX:
+            self._held = None
+            spawn(self.close(CloseCode.TRY_AGAIN_LATER, "too many messages while connecting"))
+            return False
+        self._held.append(frame)
+        return True
+
+    def release(self) -> None:
+        """Send the hub deliveries held back so far, in order; later ones go straight out."""
+        held, self._held = self._held, None
+        for frame in held or ():
+            if self.closed or not self._sink.send(frame):
+                return
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code`` after what is queued; later calls do nothing. Never blocks."""

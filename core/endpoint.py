@@ -64,7 +64,8 @@ class RouteEndpoint:
             return
         await websocket.accept(subprotocol=ctx.subprotocol)
         sink = sink_for(websocket, self._queue_limit)
-        conn = Connection(sink, self.route, ctx.user_id)
+        # Held: what the hub delivers while on_connect runs comes after what it sends.
+        conn = Connection(sink, self.route, ctx.user_id, held=True)
         conn.expire_at(ctx.expires_at)
         self._metrics.open.inc()
         try:
@@ -112,15 +113,15 @@ class RouteEndpoint:
             raise Reject(403, "forbidden_origin", "this Origin may not connect")
 
     async def _connect(self, ctx: Context, conn: Connection) -> bool:
-        if self.handler.on_connect is None:
-            return True
-        try:
-            await self.handler.on_connect(ctx, conn)
-        except Exception as exc:
-            self._failed("on_connect", ctx, conn, exc)
-            await self._on_error(ctx, conn, exc)
-            await conn.close(CloseCode.INTERNAL_ERROR, "on_connect failed")
-            return False
+        if self.handler.on_connect is not None:
+            try:
+                await self.handler.on_connect(ctx, conn)
+            except Exception as exc:
+                self._failed("on_connect", ctx, conn, exc)
+                await self._on_error(ctx, conn, exc)
+                await conn.close(CloseCode.INTERNAL_ERROR, "on_connect failed")
+                return False
+        conn.release()
         return True
 
     async def _receive_loop(self, ctx: Context, conn: Connection, receive: Receive) -> None:
