@@ -181,14 +181,15 @@ class RedisBroker:
 
     async def _listen(self, on_connected: Callable[[], None]) -> None:
         """Receive forever; reconnect with backoff, never die of one message."""
-        backoff, failures = 0.1, 0
+        backoff, failures, connected_once = 0.1, 0, False
         while True:
             try:
                 pubsub = await self._connect()
-                if failures:
+                if connected_once:
                     log.info("broker reconnected; subscriptions restored", topics=len(self._topics))
                 else:
                     log.info("broker connected", node=self.node.node_id)
+                connected_once = True
                 on_connected()
                 backoff, failures = 0.1, 0
                 while True:
@@ -204,7 +205,9 @@ class RedisBroker:
                     log.error("broker listener failed; reconnecting", exc_info=exc)
                 elif failures == 0:
                     log.error(
-                        "broker connection lost; reconnecting (cross-process delivery paused)",
+                        "broker connection lost; reconnecting (cross-process delivery paused)"
+                        if connected_once
+                        else "broker unreachable; retrying (cross-process delivery paused)",
                         error=type(exc).__name__,
                     )
                 failures += 1

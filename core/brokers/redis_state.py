@@ -42,6 +42,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core import metrics
+from core.brokers import redis_scripts as lua
 from core.errors import BrokerUnavailable
 from core.logging import get_logger
 
@@ -54,117 +55,6 @@ log = get_logger("wsgen.broker")
 
 PREFIX = "wsgen:"
 NODES = PREFIX + "nodes"
-
-# Every script starts with the server's time and the liveness helpers.
-_PRELUDE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function num(x) return string.format('%.0f', x) end
-local live = {}
-local function is_live(nodes, nid)
-  local v = live[nid]
-  if v == nil then
-    local s = redis.call('ZSCORE', nodes, nid)
-    v = (s and tonumber(s) >= now) or false
-    live[nid] = v
-  end
-  return v
-end
-local function prune(key, nodes)
-  local out = {}
-  for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-    local nid = string.match(m, '^(%S+) ')
-    if nid and is_live(nodes, nid) then out[#out + 1] = m else redis.call('ZREM', key, m) end
-  end
-  return out
-end
-local function user_of(m) return string.match(m, '^%S+ %S+ (.*)$') end
-local function conn_of(m) return string.match(m, '^%S+ (%S+)') end
-local function owns(entries, nid)
-  for _, m in ipairs(entries) do
-    if string.sub(m, 1, #nid + 1) == nid .. ' ' then return true end
-  end
-  return false
-end
-"""
-
-# KEYS: presence, nodes, node keys. ARGV: member, user. -> 1 when the user's first.
-_JOIN = """
-local first = 1
-for _, m in ipairs(prune(KEYS[1], KEYS[2])) do
-  if m ~= ARGV[1] and user_of(m) == ARGV[2] then first = 0 end
-end
-redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[1])
-redis.call('SADD', KEYS[3], KEYS[1])
-return first
-"""
-
-# KEYS: presence, nodes, node keys. ARGV: member, user, node. -> 1 when the user's last.
-_LEAVE = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-local entries = prune(KEYS[1], KEYS[2])
-if not owns(entries, ARGV[3]) then redis.call('SREM', KEYS[3], KEYS[1]) end
-for _, m in ipairs(entries) do
-  if user_of(m) == ARGV[2] then return 0 end
-end
-return 1
-"""
-
-# KEYS: presence, nodes. -> distinct users, in the order they arrived.
-_MEMBERS = """
-local seen, out = {}, {}
-for _, m in ipairs(prune(KEYS[1], KEYS[2])) do
-  local u = user_of(m)
-  if not seen[u] then seen[u] = true; out[#out + 1] = u end
-end
-return out
-"""
-
-# KEYS: sessions, nodes, node keys. ARGV: member. -> connection ids, oldest first.
-_SESSIONS_ADD = """
-prune(KEYS[1], KEYS[2])
-redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[1])
-redis.call('SADD', KEYS[3], KEYS[1])
-local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do out[#out + 1] = conn_of(m) end
-return out
-"""
-
-# KEYS: key, nodes, node keys. ARGV: node, members to remove...
-_DROP = """
-for i = 2, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
-if not owns(prune(KEYS[1], KEYS[2]), ARGV[1]) then redis.call('SREM', KEYS[3], KEYS[1]) end
-return 1
-"""
-
-# KEYS: key, node keys. ARGV: members to (re-)add, keeping the score of those present.
-_ASSERT = """
-for i = 1, #ARGV do redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[i]) end
-redis.call('SADD', KEYS[2], KEYS[1])
-return 1
-"""
-
-# KEYS: nodes. ARGV: node, ttl (us). -> {1 when the node was not there, dead nodes}.
-_HEARTBEAT = """
-local added = redis.call('ZADD', KEYS[1], num(now + tonumber(ARGV[2])), ARGV[1])
-return {added, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. num(now))}
-"""
-
-# KEYS: nodes, the node's keys. ARGV: node, "force". -> its keys, or nil when it is alive.
-_REAP = """
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if ARGV[2] ~= 'force' and s and tonumber(s) >= now then return false end
-redis.call('ZREM', KEYS[1], ARGV[1])
-local keys = redis.call('SMEMBERS', KEYS[2])
-redis.call('DEL', KEYS[2])
-return keys
-"""
-
-# KEYS: key, nodes.
-_PRUNE = """
-prune(KEYS[1], KEYS[2])
-return 1
-"""
 
 _FAILURES = (RedisError, OSError)
 
@@ -203,17 +93,21 @@ class RedisNode:
         self._removals: dict[str, set[str]] = {}
         self._dirty = False
         self._syncing = False
+        self._reported = False  # an outage was logged; log the recovery once
         self._task: asyncio.Task[None] | None = None
-        script = client.register_script
-        self.join = script(_PRELUDE + _JOIN)
-        self.leave = script(_PRELUDE + _LEAVE)
-        self.members = script(_PRELUDE + _MEMBERS)
-        self.sessions_add = script(_PRELUDE + _SESSIONS_ADD)
-        self.drop = script(_PRELUDE + _DROP)
-        self._assert = script(_PRELUDE + _ASSERT)
-        self._heartbeat = script(_PRELUDE + _HEARTBEAT)
-        self._reap = script(_PRELUDE + _REAP)
-        self._prune = script(_PRELUDE + _PRUNE)
+
+        def script(body: str) -> AsyncScript:
+            return client.register_script(lua.PRELUDE + body)
+
+        self.join = script(lua.JOIN)
+        self.leave = script(lua.LEAVE)
+        self.members = script(lua.MEMBERS)
+        self.sessions_add = script(lua.SESSIONS_ADD)
+        self.drop = script(lua.DROP)
+        self._assert = script(lua.ASSERT)
+        self._heartbeat = script(lua.HEARTBEAT)
+        self._reap = script(lua.REAP)
+        self._prune = script(lua.PRUNE)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -243,7 +137,8 @@ class RedisNode:
         try:
             await self._beat()
         except _FAILURES as exc:
-            if self.up:
+            if not self._reported:
+                self._reported = True
                 log.warning(
                     "broker unreachable: presence and sessions answer from this process "
                     "until it is back",
@@ -255,7 +150,8 @@ class RedisNode:
     async def _beat(self) -> None:
         ttl_us = str(round(self.ttl * 1_000_000))
         added, dead = await self._heartbeat(keys=[NODES], args=[self.node_id, ttl_us])
-        if not self.up:
+        if self._reported:
+            self._reported = False
             log.info("broker reachable: presence and sessions shared again", node=self.node_id)
         if added or self._dirty or not self.up:
             await self._resync()
