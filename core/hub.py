@@ -10,6 +10,11 @@ Every delivery is encoded and framed once, queued on this process's connections
 without waiting on any socket, and, when the backend is shared by several
 processes, published to the broker for the others, which deliver it to theirs.
 The hub never imports Starlette: it talks to :class:`~core.connection.Connection`.
+
+Local bookkeeping changes synchronously; the broker subscription of a topic is then
+reconciled with it (subscribed exactly while the topic has local connections, however
+joins and leaves interleave). A broker outage never fails a caller: publishing is
+logged and counted, and a bad or failing message from the broker is logged and dropped.
 """
 
 from __future__ import annotations

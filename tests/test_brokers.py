@@ -17,7 +17,8 @@ import pytest
 from core.brokers import Backend, backend_from_url
 from core.brokers.memory import MemoryBroker, MemoryBus, MemoryPresence, MemoryUserSessions
 from core.brokers.redis import RedisBroker
-from core.connection import Connection
+from core.close_codes import CloseCode
+from core.connection import HELD_MAX, Connection
 from core.errors import BrokerUnavailable
 from core.frames import OutFrame
 from core.hub import Hub
@@ -52,7 +53,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 def memory_pair() -> tuple[Backend, Backend]:
     bus = MemoryBus()
     return tuple(  # type: ignore[return-value]
-        Backend(MemoryBroker(bus), MemoryPresence(bus), MemoryUserSessions(bus), False)
+        Backend(MemoryBroker(bus), MemoryPresence(bus), MemoryUserSessions(bus), True)
         for _ in range(2)
     )
 
@@ -240,9 +241,9 @@ class FakeSink:
         return None
 
 
-def fake_connection(user: str) -> tuple[Connection, FakeSink]:
+def fake_connection(user: str, *, held: bool = False) -> tuple[Connection, FakeSink]:
     sink = FakeSink()
-    return Connection(sink, "/ws/test", user), sink
+    return Connection(sink, "/ws/test", user, held=held), sink
 
 
 class SlowBroker(MemoryBroker):
@@ -299,3 +300,35 @@ async def test_publishing_while_the_broker_is_down_still_delivers_locally() -> N
     await hub.join("room", conn)
     await hub.broadcast("room", "chat.message", {"text": "hi"})
     assert len(sink.frames) == 1
+
+
+async def test_deliveries_during_on_connect_come_after_its_own_frames() -> None:
+    """A held connection (on_connect running) gets hub deliveries after what it sent itself."""
+    a, b = memory_pair()
+    hub_a, hub_b = Hub(a), Hub(b)
+    await hub_a.start()
+    await hub_b.start()
+    conn, sink = fake_connection("alice", held=True)
+    await hub_a.join("room", conn)
+    await hub_a.broadcast("room", "user.joined", {"userId": "bob"})  # from this process
+    assert sink.frames == []
+    await conn.send("connected", {"userId": "alice"})
+    conn.release()
+    await hub_b.broadcast("room", "chat.typing", {"from": "bob"})  # released: straight out
+    assert [orjson.loads(f)["event"] for f in sink.frames] == [
+        "connected",
+        "user.joined",
+        "chat.typing",
+    ]
+
+
+async def test_too_many_held_deliveries_close_the_connection_with_1013() -> None:
+    """A connection whose on_connect stalls while deliveries pile up is closed as too slow."""
+    conn, sink = fake_connection("alice", held=True)
+    frame = OutFrame(b"{}")
+    assert all(conn.write(frame) for _ in range(HELD_MAX))
+    assert conn.write(frame) is False
+    await asyncio.sleep(0)
+    assert sink.closed is not None and sink.closed[0] == CloseCode.TRY_AGAIN_LATER
+    conn.release()
+    assert sink.frames == []

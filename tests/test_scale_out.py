@@ -288,7 +288,7 @@ async def test_a_redis_restart_mid_session(
         stored = ack["payload"]["message"]
         async with httpx.AsyncClient(base_url=b.http, headers=bearer(token("bob"))) as api:
             history = await api.get(f"/api/chat-rooms/{room}/messages")
-        assert history.json()["items"][0] == {k: v for k, v in stored.items()}
+        assert history.json()["items"][0] == stored
         assert (await alice.request("ping", ref="p"))["event"] == "pong"  # still served
 
         redis_server.start()
@@ -313,6 +313,10 @@ async def test_a_redis_restart_mid_session(
             return sorted(await online_seen_by_a_newcomer(a, room, "alice")) == ["alice", "bob"]
 
         await eventually(presence_reasserted, timeout=10)
+    for server in (a, b):  # the operator can tell what happened from the log
+        log = server.log.read_text()
+        assert "broker connection lost; reconnecting" in log
+        assert "broker reconnected; subscriptions restored" in log
 
 
 async def test_workers_share_one_port_and_act_as_one(launch: Callable[..., Any]) -> None:
