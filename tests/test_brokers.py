@@ -10,9 +10,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pytest
+from redis.asyncio.client import PubSub
 
 from core.brokers import Backend, backend_from_url
 from core.brokers.memory import MemoryBroker, MemoryBus, MemoryPresence, MemoryUserSessions
@@ -223,6 +225,45 @@ async def test_redis_restart_reconnects_and_reasserts_presence(
             return False
 
     await eventually(delivered)
+
+
+async def test_a_silent_subscriber_reconnects(
+    redis_nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscriber that hears nothing, not even its own probe, reconnects and resubscribes."""
+    a, b = redis_nodes
+    broker = b.backend.broker
+    assert isinstance(broker, RedisBroker)
+    broker.probe_after, broker.silence_max = 0.2, 0.8
+    await broker.subscribe("c:room")
+    # The next connection goes deaf without any error, as behind a network cut.
+    make_pubsub = broker._subscriber.pubsub
+    deaf = True
+
+    def pubsub(**kwargs: Any) -> PubSub:
+        nonlocal deaf
+        created = make_pubsub(**kwargs)
+        if deaf:
+            deaf = False
+
+            async def nothing(timeout: float | None = 0.0) -> None:
+                await asyncio.sleep(timeout or 0)
+
+            monkeypatch.setattr(created, "get_message", nothing)
+        return created
+
+    monkeypatch.setattr(broker._subscriber, "pubsub", pubsub)
+    await broker._close_pubsub()  # the listener reconnects, onto the deaf connection
+
+    async def delivered() -> bool:
+        await a.backend.broker.publish("c:room", b"again")
+        try:
+            return await b.next(0.2) == ("c:room", b"again")
+        except TimeoutError:
+            return False
+
+    await eventually(delivered)
+    assert broker.reconnections >= 2  # the forced one, then the deaf one
 
 
 class FakeSink:

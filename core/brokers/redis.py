@@ -11,6 +11,10 @@ TLS). Topics are Redis pub/sub channels named ``wsgen:<topic>``.
 - **Publishing** uses the shared command client (a connection pool). When Redis
   cannot be reached it raises ``BrokerUnavailable`` quickly (one retry, short
   timeouts); the hub logs and counts it, and has delivered locally already.
+- **A silent subscriber is suspect**: a connection can die without an error (a
+  network cut drops packets, nothing resets it). After :data:`PROBE_AFTER` seconds
+  without a message the listener publishes a probe to its own control channel; with
+  nothing at all for :data:`SILENCE_MAX` seconds it reconnects.
 - **Readiness** (``ping``) fails while the subscriber is disconnected or Redis does
   not answer ``PING``.
 - Delivery is at most once, in publish order per publishing process (the base
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,6 +35,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from core import metrics
@@ -37,6 +43,7 @@ from core.brokers.base import Receiver
 from core.brokers.redis_state import PREFIX, RedisNode
 from core.errors import BrokerUnavailable, ConfigError
 from core.logging import get_logger
+from core.tasks import spawn
 
 if TYPE_CHECKING:
     from core.brokers.base import Broker
@@ -46,6 +53,10 @@ log = get_logger("wsgen.broker")
 _FAILURES = (RedisError, OSError)
 BACKOFF_MAX = 5.0
 """Seconds between reconnection attempts of the subscriber, at most."""
+PROBE_AFTER = 5.0
+"""Seconds of silence after which the subscriber publishes a probe to itself."""
+SILENCE_MAX = 15.0
+"""Seconds without any message, not even its own probe, before the subscriber reconnects."""
 
 
 def redis_clients(url: str) -> tuple[Redis, Redis]:
@@ -92,6 +103,8 @@ class RedisBroker:
         self._listener: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one (re)subscription at a time
         self.connected = False
+        self.reconnections = 0
+        self.probe_after, self.silence_max = PROBE_AFTER, SILENCE_MAX
         self._control = f"{PREFIX}node:{node.node_id}"
 
     async def start(self, receiver: Receiver) -> None:
@@ -192,10 +205,7 @@ class RedisBroker:
                 connected_once = True
                 on_connected()
                 backoff, failures = 0.1, 0
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        await self._deliver(message)
+                await self._receive(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -211,8 +221,31 @@ class RedisBroker:
                         error=type(exc).__name__,
                     )
                 failures += 1
+                self.reconnections += 1
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _receive(self, pubsub: PubSub) -> None:
+        """Hand messages over until the connection fails or stays silent too long."""
+        last_seen = probed = time.monotonic()
+        while True:
+            message = await pubsub.get_message(timeout=min(1.0, self.probe_after))
+            now = time.monotonic()
+            if message is not None:
+                last_seen = now
+                if message.get("type") == "message":
+                    await self._deliver(message)
+                continue
+            if now - last_seen > self.silence_max:
+                raise RedisConnectionError("the subscriber heard nothing, not even its probe")
+            if now - last_seen > self.probe_after and now - probed > self.probe_after:
+                probed = now
+                # In a task of its own: a hanging publish must not stop the listener.
+                spawn(self._probe())
+
+    async def _probe(self) -> None:
+        with contextlib.suppress(*_FAILURES):
+            await self._commands.publish(self._control, b"probe")
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         channel = message.get("channel", b"")
