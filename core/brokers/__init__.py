@@ -20,6 +20,21 @@ class Backend:
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process
 
 
+def check_broker_url(url: str) -> None:
+    """Raise ``ConfigError`` for a URL :func:`backend_from_url` would refuse; connects nowhere."""
+    scheme = url.partition("://")[0]
+    if scheme == "memory":
+        return
+    if scheme in ("redis", "rediss"):
+        from core.brokers.redis import redis_clients
+
+        redis_clients(url)  # parses the URL; clients connect on first use only
+        return
+    raise ConfigError(
+        f"WSGEN_BROKER_URL: unsupported scheme {scheme!r}; use memory:// or redis://host:port/db"
+    )
+
+
 def backend_from_url(url: str, *, presence_ttl: float = 15.0) -> Backend:
     """``memory://`` (default, one process) or ``redis://`` / ``rediss://`` (shared).
 
@@ -47,9 +62,15 @@ def backend_from_url(url: str, *, presence_ttl: float = 15.0) -> Backend:
         node = RedisNode(commands, node_id, presence_ttl)
         broker = RedisBroker(commands, subscriber, node)
         return Backend(broker, RedisPresence(node), RedisUserSessions(node), True, node_id)
-    raise ConfigError(
-        f"WSGEN_BROKER_URL: unsupported scheme {scheme!r}; use memory:// or redis://host:port/db"
-    )
+    check_broker_url(url)
+    raise AssertionError("check_broker_url accepts only the schemes above")
 
 
-__all__ = ["Backend", "Broker", "Presence", "UserSessions", "backend_from_url"]
+__all__ = [
+    "Backend",
+    "Broker",
+    "Presence",
+    "UserSessions",
+    "backend_from_url",
+    "check_broker_url",
+]
