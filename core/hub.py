@@ -28,6 +28,7 @@ import orjson
 
 from core import metrics
 from core.brokers import Backend
+from core.clock import now_iso
 from core.close_codes import CloseCode
 from core.connection import Connection
 from core.envelope import encode
@@ -61,7 +62,16 @@ class Hub:
         self._last_broker_warning = 0.0
 
     async def start(self) -> None:
+        self.backend.presence.watch(self._departed)
         await self.backend.broker.start(self._receive)
+
+    async def _departed(self, channel: str, user_id: str) -> None:
+        """A user's last connection to ``channel`` died with its process: announce it.
+
+        The same ``user.left`` the room handler sends when a user's last connection
+        closes; only one process of the deployment calls this per departure.
+        """
+        await self.broadcast(channel, "user.left", {"userId": user_id, "timestamp": now_iso()})
 
     async def stop(self) -> None:
         await self.backend.broker.stop()

@@ -145,10 +145,17 @@ def crash(node: Node) -> None:
 async def test_a_dead_nodes_entries_expire_and_are_reaped(
     redis_nodes: tuple[Node, Node], redis_server: RedisServer
 ) -> None:
-    """A node that stops beating loses presence and sessions within the TTL; keys are reaped."""
+    """A node that stops beating loses presence and sessions within the TTL; its users depart."""
     a, b = redis_nodes
+    departed: list[tuple[str, str]] = []
+
+    async def on_departed(channel: str, user_id: str) -> None:
+        departed.append((channel, user_id))
+
+    a.backend.presence.watch(on_departed)
     await a.backend.presence.join("room", "c1", "alice")
     await b.backend.presence.join("room", "c2", "bob")
+    await b.backend.presence.join("room", "c3", "alice")  # alice is still on a
     await b.backend.sessions.add("bob", "s1")
     crash(b)
     started = time.monotonic()
@@ -173,6 +180,11 @@ async def test_a_dead_nodes_entries_expire_and_are_reaped(
         await eventually(reaped)
     finally:
         await client.aclose()
+
+    async def announced() -> bool:
+        return departed == [("room", "bob")]
+
+    await eventually(announced)  # once, and not alice, who is still there
 
 
 async def test_redis_restart_reconnects_and_reasserts_presence(

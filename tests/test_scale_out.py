@@ -242,7 +242,7 @@ async def test_removal_on_one_process_closes_the_member_on_the_other_with_4403(
 async def test_presence_spans_processes_and_forgets_a_killed_one(
     launch: Callable[..., Any],
 ) -> None:
-    """`online` spans processes; after a SIGKILL, that process's members go within the TTL."""
+    """`online` spans processes; after a SIGKILL, its members leave within the TTL, announced."""
     a, b = await launch(), await launch()
     room = await create_room(a, "alice", "bob", "carol")
     async with (
@@ -261,6 +261,10 @@ async def test_presence_spans_processes_and_forgets_a_killed_one(
 
         await eventually(bob_gone, timeout=TTL + 10)
         assert time.monotonic() - killed < TTL + 5
+        # A surviving process announces that bob left (carol came and went meanwhile).
+        while (frame := await alice.recv())["payload"].get("userId") != "bob":
+            assert frame["event"] in ("user.joined", "user.left"), frame
+        assert frame["event"] == "user.left"
 
 
 async def test_a_redis_restart_mid_session(

@@ -74,6 +74,10 @@ class Presence(Protocol):
     async def members(self, channel: str) -> list[str]:
         """The distinct user ids connected to ``channel``, in the order they arrived."""
 
+    def watch(self, on_departed: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call ``on_departed(channel, user_id)`` when a user's last connection to a
+        channel died with its process (it never left); once per deployment."""
+
 
 class UserSessions(Protocol):
     """A user's tracked connections over all processes, oldest first.

@@ -11,7 +11,7 @@ the score is the arrival time. ``wsgen:nodes`` scores are each node's deadline.
 from __future__ import annotations
 
 # Every script starts with the server's time and the liveness helpers.
-PRELUDE = """
+PRELUDE = r"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function num(x) return string.format('%.0f', x) end
@@ -25,15 +25,33 @@ local function is_live(nodes, nid)
   end
   return v
 end
-local function prune(key, nodes)
-  local out = {}
+local function user_of(m) return string.match(m, '^%S+ %S+ (.*)$') end
+-- The live entries of key; dead ones are deleted. For a presence key, each user left
+-- with no live entry (but `except`) is queued on `departures` as "<channel>\n<user>".
+local function prune(key, nodes, departures, except)
+  local out, gone, alive = {}, {}, {}
   for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
     local nid = string.match(m, '^(%S+) ')
-    if nid and is_live(nodes, nid) then out[#out + 1] = m else redis.call('ZREM', key, m) end
+    local user = user_of(m)
+    if nid and is_live(nodes, nid) then
+      out[#out + 1] = m
+      if user then alive[user] = true end
+    else
+      redis.call('ZREM', key, m)
+      if user then gone[user] = true end
+    end
+  end
+  local prefix = ARGV[#ARGV]
+  if string.sub(key, 1, #prefix) == prefix then
+    local channel = string.sub(key, #prefix + 1)
+    for user in pairs(gone) do
+      if not alive[user] and user ~= except then
+        redis.call('RPUSH', departures, channel .. '\n' .. user)
+      end
+    end
   end
   return out
 end
-local function user_of(m) return string.match(m, '^%S+ %S+ (.*)$') end
 local function conn_of(m) return string.match(m, '^%S+ (%S+)') end
 local function owns(entries, nid)
   for _, m in ipairs(entries) do
@@ -43,10 +61,13 @@ local function owns(entries, nid)
 end
 """
 
-# KEYS: presence, nodes, node keys. ARGV: member, user. -> 1 when the user's first.
+# Scripts that prune take KEYS (key, nodes, node keys, departures) and, as their
+# last ARGV, the presence key prefix.
+
+# ARGV: member, user. -> 1 when the user's first.
 JOIN = """
 local first = 1
-for _, m in ipairs(prune(KEYS[1], KEYS[2])) do
+for _, m in ipairs(prune(KEYS[1], KEYS[2], KEYS[4], ARGV[2])) do
   if m ~= ARGV[1] and user_of(m) == ARGV[2] then first = 0 end
 end
 redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[1])
@@ -54,10 +75,10 @@ redis.call('SADD', KEYS[3], KEYS[1])
 return first
 """
 
-# KEYS: presence, nodes, node keys. ARGV: member, user, node. -> 1 when the user's last.
+# ARGV: member, user, node. -> 1 when the user's last.
 LEAVE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
-local entries = prune(KEYS[1], KEYS[2])
+local entries = prune(KEYS[1], KEYS[2], KEYS[4], ARGV[2])
 if not owns(entries, ARGV[3]) then redis.call('SREM', KEYS[3], KEYS[1]) end
 for _, m in ipairs(entries) do
   if user_of(m) == ARGV[2] then return 0 end
@@ -65,19 +86,19 @@ end
 return 1
 """
 
-# KEYS: presence, nodes. -> distinct users, in the order they arrived.
+# -> distinct users, in the order they arrived.
 MEMBERS = """
 local seen, out = {}, {}
-for _, m in ipairs(prune(KEYS[1], KEYS[2])) do
+for _, m in ipairs(prune(KEYS[1], KEYS[2], KEYS[4], nil)) do
   local u = user_of(m)
   if not seen[u] then seen[u] = true; out[#out + 1] = u end
 end
 return out
 """
 
-# KEYS: sessions, nodes, node keys. ARGV: member. -> connection ids, oldest first.
+# ARGV: member. -> connection ids, oldest first.
 SESSIONS_ADD = """
-prune(KEYS[1], KEYS[2])
+prune(KEYS[1], KEYS[2], KEYS[4], nil)
 redis.call('ZADD', KEYS[1], 'NX', num(now), ARGV[1])
 redis.call('SADD', KEYS[3], KEYS[1])
 local out = {}
@@ -85,10 +106,11 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do out[#out + 1] = conn
 return out
 """
 
-# KEYS: key, nodes, node keys. ARGV: node, members to remove...
+# ARGV: node, members to remove...
 DROP = """
-for i = 2, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
-if not owns(prune(KEYS[1], KEYS[2]), ARGV[1]) then redis.call('SREM', KEYS[3], KEYS[1]) end
+for i = 2, #ARGV - 1 do redis.call('ZREM', KEYS[1], ARGV[i]) end
+local entries = prune(KEYS[1], KEYS[2], KEYS[4], nil)
+if not owns(entries, ARGV[1]) then redis.call('SREM', KEYS[3], KEYS[1]) end
 return 1
 """
 
@@ -115,8 +137,8 @@ redis.call('DEL', KEYS[2])
 return keys
 """
 
-# KEYS: key, nodes.
+# (a dead node's key)
 PRUNE = """
-prune(KEYS[1], KEYS[2])
+prune(KEYS[1], KEYS[2], KEYS[4], nil)
 return 1
 """

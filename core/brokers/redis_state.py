@@ -15,6 +15,10 @@ Design (one idea: an entry counts only while the process that wrote it is alive)
   script (atomic) that first drops the entries whose node's score is missing or in the
   past. A process killed with SIGKILL stops its heartbeat; within ``ttl`` its members
   are gone from ``online`` and its connections no longer count against the 4409 limit.
+- **Departures are announced once.** The script that drops a user's last entry in a
+  channel queues ``"<channel>\n<user>"`` on the list ``wsgen:departures``; every
+  node's heartbeat pops that list (atomically, so one node gets each item) and hands
+  it to ``on_departed``, with which the hub broadcasts ``user.left``.
 - **Dead nodes are reaped.** Each node remembers the keys it wrote to in
   ``wsgen:node:<id>:keys``; a heartbeat that finds another node's score in the past
   removes that node and prunes those keys (atomically: one reaper wins), so a channel
@@ -27,15 +31,18 @@ Design (one idea: an entry counts only while the process that wrote it is alive)
   every mirrored entry and applies the removals that failed meanwhile.
 
 Guarantees: ``online`` and the 4409 ordering are exact while Redis is up and every
-node beats; a crashed node's entries count for at most ``ttl`` more seconds. No
-``user.left`` is announced for the members of a crashed node. Needs Redis 6.2+ (Lua
-with ``TIME``); a single Redis (or a Sentinel-managed primary), not Redis Cluster.
+node beats; a crashed node's entries count for at most ``ttl`` more seconds, and its
+users' ``user.left`` follows within about one more heartbeat. A node that stalls for
+longer than ``ttl`` is taken for dead (its users are announced as gone) and re-asserts
+its entries when it beats again. Needs Redis 6.2+ (Lua with ``TIME``, ``LPOP`` with a
+count); a single Redis (or a Sentinel-managed primary), not Redis Cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
@@ -55,12 +62,16 @@ log = get_logger("wsgen.broker")
 
 PREFIX = "wsgen:"
 NODES = PREFIX + "nodes"
+DEPARTURES = PREFIX + "departures"
+PRESENCE = PREFIX + "presence:"
 
 _FAILURES = (RedisError, OSError)
+Departed = Callable[[str, str], Awaitable[None]]
+"""Called with (channel, user id) when a user's last connection died with its process."""
 
 
 def presence_key(channel: str) -> str:
-    return f"{PREFIX}presence:{channel}"
+    return PRESENCE + channel
 
 
 def sessions_key(user_id: str) -> str:
@@ -94,6 +105,7 @@ class RedisNode:
         self._dirty = False
         self._syncing = False
         self._reported = False  # an outage was logged; log the recovery once
+        self.on_departed: Departed | None = None
         self._task: asyncio.Task[None] | None = None
 
         def script(body: str) -> AsyncScript:
@@ -160,6 +172,22 @@ class RedisNode:
             node_id = _text(node)
             if node_id != self.node_id:
                 await self._reap_node(node_id, force=False)
+        await self._announce_departures()
+
+    async def _announce_departures(self) -> None:
+        """Hand the users whose last connection died with its process to ``on_departed``.
+
+        Any node's scripts queue them; whichever node pops one announces it (once).
+        """
+        while batch := await self.client.lpop(DEPARTURES, 100):  # type: ignore[misc]
+            for item in batch:
+                channel, _, user_id = _text(item).partition("\n")
+                if self.on_departed is None:
+                    continue
+                try:
+                    await self.on_departed(channel, user_id)
+                except Exception:
+                    log.exception("announcing a departure failed", channel=channel)
 
     async def _resync(self) -> None:
         """Write this node's mirrored entries and pending removals to Redis.
@@ -177,9 +205,7 @@ class RedisNode:
                 removals, self._removals = self._removals, {}
                 for key, gone in removals.items():
                     try:
-                        await self.drop(
-                            keys=[key, NODES, self.keys_key], args=[self.node_id, *gone]
-                        )
+                        await self.drop(keys=self._keys(key), args=[self.node_id, *gone, PRESENCE])
                     except BaseException:
                         self._removals.setdefault(key, set()).update(gone)
                         raise
@@ -195,7 +221,7 @@ class RedisNode:
         if keys is None:
             return
         for key in keys:
-            await self._prune(keys=[key, NODES])
+            await self._prune(keys=self._keys(key), args=[PRESENCE])
         if not force:
             log.info("reaped a dead server process", node=node_id, keys=len(keys))
 
@@ -218,10 +244,12 @@ class RedisNode:
     def failed_removal(self, key: str, member: str) -> None:
         self._removals.setdefault(key, set()).add(member)
 
-    async def call(
-        self, operation: str, script: AsyncScript, keys: list[str], args: list[str]
-    ) -> Any:
-        """Run ``script``, or raise ``BrokerUnavailable`` at once while Redis is down.
+    def _keys(self, key: str) -> list[str]:
+        """The keys of a script that prunes ``key`` (see ``redis_scripts``)."""
+        return [key, NODES, self.keys_key, DEPARTURES]
+
+    async def call(self, operation: str, script: AsyncScript, key: str, args: list[str]) -> Any:
+        """Run a pruning ``script`` on ``key``, or raise ``BrokerUnavailable`` while Redis is down.
 
         A failure marks the node down and dirty, so the heartbeat re-asserts the mirror.
         """
@@ -229,7 +257,7 @@ class RedisNode:
             self._dirty = True
             raise BrokerUnavailable(f"broker unavailable during {operation}")
         try:
-            return await script(keys=keys, args=args)
+            return await script(keys=self._keys(key), args=[*args, PRESENCE])
         except _FAILURES as exc:
             self._dirty = True
             self.up = False
@@ -246,6 +274,9 @@ class RedisPresence:
     def __init__(self, node: RedisNode) -> None:
         self.node = node
 
+    def watch(self, on_departed: Departed) -> None:
+        self.node.on_departed = on_departed
+
     def _member(self, connection_id: str, user_id: str) -> str:
         return f"{self.node.node_id} {connection_id} {user_id}"
 
@@ -255,9 +286,7 @@ class RedisPresence:
         others = [m for m in node.mine(key) if m.split(" ", 2)[2] == user_id]
         node.remember(key, member)
         try:
-            first = await node.call(
-                "presence", node.join, [key, NODES, node.keys_key], [member, user_id]
-            )
+            first = await node.call("presence", node.join, key, [member, user_id])
         except BrokerUnavailable:
             return not others
         return bool(first)
@@ -267,9 +296,7 @@ class RedisPresence:
         member = self._member(connection_id, user_id)
         node.forget(key, member)
         try:
-            last = await node.call(
-                "presence", node.leave, [key, NODES, node.keys_key], [member, user_id, node.node_id]
-            )
+            last = await node.call("presence", node.leave, key, [member, user_id, node.node_id])
         except BrokerUnavailable:
             node.failed_removal(key, member)
             return all(m.split(" ", 2)[2] != user_id for m in node.mine(key))
@@ -278,7 +305,7 @@ class RedisPresence:
     async def members(self, channel: str) -> list[str]:
         node, key = self.node, presence_key(channel)
         try:
-            users = await node.call("presence", node.members, [key, NODES], [])
+            users = await node.call("presence", node.members, key, [])
         except BrokerUnavailable:
             return list(dict.fromkeys(m.split(" ", 2)[2] for m in node.mine(key)))
         return [_text(user) for user in users]
@@ -295,9 +322,7 @@ class RedisUserSessions:
         member = f"{node.node_id} {connection_id}"
         node.remember(key, member)
         try:
-            ids = await node.call(
-                "sessions", node.sessions_add, [key, NODES, node.keys_key], [member]
-            )
+            ids = await node.call("sessions", node.sessions_add, key, [member])
         except BrokerUnavailable:
             return [m.split(" ", 1)[1] for m in node.mine(key)]
         return [_text(i) for i in ids]
@@ -307,9 +332,7 @@ class RedisUserSessions:
         member = f"{node.node_id} {connection_id}"
         node.forget(key, member)
         try:
-            await node.call(
-                "sessions", node.drop, [key, NODES, node.keys_key], [node.node_id, member]
-            )
+            await node.call("sessions", node.drop, key, [node.node_id, member])
         except BrokerUnavailable:
             node.failed_removal(key, member)
 
