@@ -158,6 +158,10 @@ class RedisNode:
                 )
             self.up = False
             metrics.BROKER_ERRORS.labels("heartbeat").inc()
+        except Exception:
+            # A bug, not an outage: log it and keep beating (the loop must survive).
+            self._dirty = True
+            log.exception("heartbeat failed")
 
     async def _beat(self) -> None:
         ttl_us = str(round(self.ttl * 1_000_000))
