@@ -24,12 +24,20 @@ $(NODE_WS): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_WS)
 
+# The protocol and HTTP API suites run a second time on PostgreSQL (a private cluster
+# the tests start, as they start redis-server for the broker and scale-out tests).
+PG_TESTS := tests/test_auth.py tests/test_chat_rooms.py tests/test_http_api.py \
+	tests/test_lifecycle.py tests/test_metrics_health.py tests/test_protocol.py \
+	tests/test_protocol_errors.py tests/test_rooms_api.py tests/test_user_route.py \
+	tests/test_seed_client.py
+
 test: $(STAMP) $(NODE_WS)
 	$(BIN)/wsgen generate --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict core cli middleware
 	$(BIN)/pytest
+	$(BIN)/pytest --database postgresql $(PG_TESTS)
 
 # Side-by-side benchmark against the shared harness's peers (see bench/run.py).
 bench: $(STAMP)

@@ -13,6 +13,7 @@ import uvicorn
 
 from cli.generate import generate, is_stale, report
 from cli.options import RootOption
+from core.brokers import check_broker_url
 from core.errors import ConfigError
 from core.logging import configure_logging
 from core.server import PROJECT_DIR_ENV, REGENERATE_ENV, registry_file, uvicorn_options
@@ -31,6 +32,7 @@ def serve_command(
     """Serve the registered routes (uvicorn)."""
     try:
         settings = load_settings()
+        check_broker_url(settings.broker_url)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

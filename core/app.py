@@ -51,7 +51,10 @@ def create_app(
     """
     settings = settings or load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    services = build_services(settings, backend or backend_from_url(settings.broker_url))
+    services = build_services(
+        settings,
+        backend or backend_from_url(settings.broker_url, presence_ttl=settings.presence_ttl),
+    )
     ordered = _ordered(handlers)
     routes: list[BaseRoute] = [
         WebSocketRoute(h.route.starlette_path, RouteEndpoint(h, services)) for h in ordered

@@ -5,6 +5,8 @@
     │   └── InvalidPath  a route path that cannot be served
     ├── Reject           a middleware refuses the handshake (HTTP status, before the upgrade)
     ├── ClientError      a message is refused: the client gets `error`, the connection stays
+    ├── BrokerError      the broker (Redis) refused or could not do an operation
+    │   └── BrokerUnavailable  the broker cannot be reached; local delivery goes on
     └── StoreError       the store refused or could not do an operation
         ├── StoreUnavailable  database unreachable, locked or failing: answer `unavailable`
         ├── RoomExists        create_room with an id that is taken
@@ -73,6 +75,18 @@ class ClientError(WsgenError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class BrokerError(WsgenError):
+    """Root of the errors raised by a broker (``core.brokers``)."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker cannot be reached: other processes miss what is published meanwhile.
+
+    The message names the operation and the error class, never a URL (it may hold a
+    password). The broker reconnects by itself; callers log, count and go on.
+    """
 
 
 class StoreError(WsgenError):

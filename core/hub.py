@@ -10,23 +10,29 @@ Every delivery is encoded and framed once, queued on this process's connections
 without waiting on any socket, and, when the backend is shared by several
 processes, published to the broker for the others, which deliver it to theirs.
 The hub never imports Starlette: it talks to :class:`~core.connection.Connection`.
+
+Local bookkeeping changes synchronously; the broker subscription of a topic is then
+reconciled with it (subscribed exactly while the topic has local connections, however
+joins and leaves interleave). A broker outage never fails a caller: publishing is
+logged and counted, and a bad or failing message from the broker is logged and dropped.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 import orjson
 
 from core import metrics
 from core.brokers import Backend
+from core.clock import now_iso
 from core.close_codes import CloseCode
 from core.connection import Connection
 from core.envelope import encode
+from core.errors import BrokerUnavailable
 from core.frames import OutFrame
 from core.logging import get_logger
 
@@ -47,12 +53,25 @@ class Joined:
 class Hub:
     def __init__(self, backend: Backend, node_id: str | None = None) -> None:
         self.backend = backend
-        self.node_id = node_id or uuid.uuid4().hex
+        self.node_id = node_id or backend.node_id
         # topic -> connection id -> connection, for this process's connections only.
         self._local: dict[str, dict[str, Connection]] = {}
+        # Topics the broker delivers to this process, and those being (un)subscribed.
+        self._subscribed: set[str] = set()
+        self._syncing: set[str] = set()
+        self._last_broker_warning = 0.0
 
     async def start(self) -> None:
+        self.backend.presence.watch(self._departed)
         await self.backend.broker.start(self._receive)
+
+    async def _departed(self, channel: str, user_id: str) -> None:
+        """A user's last connection to ``channel`` died with its process: announce it.
+
+        The same ``user.left`` the room handler sends when a user's last connection
+        closes; only one process of the deployment calls this per departure.
+        """
+        await self.broadcast(channel, "user.left", {"userId": user_id, "timestamp": now_iso()})
 
     async def stop(self) -> None:
         await self.backend.broker.stop()
@@ -64,6 +83,8 @@ class Hub:
         user_id = _user_of(conn)
         await self._add(USER_TOPIC + user_id, conn)
         ids = await self.backend.sessions.add(user_id, conn.id)
+        if conn.closed:  # it went away meanwhile: do not let it evict anyone
+            return
         if len(ids) > limit:
             await self._close(
                 USER_TOPIC + user_id,
@@ -87,12 +108,17 @@ class Hub:
         return await self.backend.presence.leave(channel, conn.id, _user_of(conn))
 
     async def discard(self, conn: Connection) -> None:
-        """Forget ``conn`` everywhere; the runtime calls it after ``on_close``."""
+        """Forget ``conn`` everywhere; the runtime calls it after ``on_close``. Never raises."""
         for topic in tuple(conn.topics):
-            if topic.startswith(CHANNEL_TOPIC):
-                await self.leave(topic[len(CHANNEL_TOPIC) :], conn)
-            elif await self._remove(topic, conn):
-                await self.backend.sessions.remove(_user_of(conn), conn.id)
+            try:
+                if topic.startswith(CHANNEL_TOPIC):
+                    await self.leave(topic[len(CHANNEL_TOPIC) :], conn)
+                elif await self._remove(topic, conn):
+                    await self.backend.sessions.remove(_user_of(conn), conn.id)
+            except Exception:
+                conn.topics.discard(topic)
+                self._drop_local(topic, conn)
+                log.exception("hub clean-up failed", connection_id=conn.id)
 
     async def online(self, channel: str) -> list[str]:
         """The user ids connected to ``channel`` on any process."""
@@ -130,22 +156,46 @@ class Hub:
     # -- internals --------------------------------------------------------------
 
     async def _add(self, topic: str, conn: Connection) -> None:
-        members = self._local.get(topic)
-        if members is None:
-            members = self._local[topic] = {}
-            await self.backend.broker.subscribe(topic)
-        members[conn.id] = conn
+        self._local.setdefault(topic, {})[conn.id] = conn
         conn.topics.add(topic)
+        await self._sync_subscription(topic)
 
     async def _remove(self, topic: str, conn: Connection) -> bool:
         conn.topics.discard(topic)
+        if not self._drop_local(topic, conn):
+            return False
+        await self._sync_subscription(topic)
+        return True
+
+    def _drop_local(self, topic: str, conn: Connection) -> bool:
         members = self._local.get(topic)
         if members is None or members.pop(conn.id, None) is None:
             return False
         if not members:
             del self._local[topic]
-            await self.backend.broker.unsubscribe(topic)
         return True
+
+    async def _sync_subscription(self, topic: str) -> None:
+        """Make the broker subscription of ``topic`` match whether it has local members.
+
+        The bookkeeping above changes synchronously; only this awaits. Joins and
+        leaves of one topic may interleave across the await, so whoever is syncing
+        re-checks afterwards, and a concurrent caller leaves it to them: the final
+        subscription always matches the final membership.
+        """
+        if topic in self._syncing:
+            return
+        self._syncing.add(topic)
+        try:
+            while (wanted := topic in self._local) != (topic in self._subscribed):
+                if wanted:
+                    await self.backend.broker.subscribe(topic)
+                    self._subscribed.add(topic)
+                else:
+                    await self.backend.broker.unsubscribe(topic)
+                    self._subscribed.discard(topic)
+        finally:
+            self._syncing.discard(topic)
 
     async def _deliver(
         self, topic: str, event: str, frame: OutFrame, exclude: str | None, to_user: str | None
@@ -158,7 +208,7 @@ class Hub:
             metrics.sent(event).inc(sent)
         if self.backend.shared:
             header = {"o": self.node_id, "k": "send", "e": event, "x": exclude, "u": to_user}
-            await self.backend.broker.publish(topic, _pack(header, frame.data))
+            await self._publish(topic, _pack(header, frame.data))
 
     async def _close(
         self, topic: str, ids: list[str] | None, user_id: str | None, code: int, reason: str
@@ -173,7 +223,24 @@ class Hub:
                 "c": code,
                 "r": reason,
             }
-            await self.backend.broker.publish(topic, _pack(header, b""))
+            await self._publish(topic, _pack(header, b""))
+
+    async def _publish(self, topic: str, data: bytes) -> None:
+        """Publish for the other processes; a broker outage is logged and counted, not raised.
+
+        Local delivery has happened already, and chat messages are stored first, so
+        what the other processes miss meanwhile can be read from history.
+        """
+        try:
+            await self.backend.broker.publish(topic, data)
+        except BrokerUnavailable as exc:
+            metrics.BROKER_ERRORS.labels("publish").inc()
+            now = monotonic()
+            if now - self._last_broker_warning >= 1.0:  # at most one line a second
+                self._last_broker_warning = now
+                log.warning(
+                    "publish to other processes failed; delivered locally only", error=str(exc)
+                )
 
     async def _receive(self, topic: str, data: bytes) -> None:
         """A message from another process: deliver it to this process's connections.
@@ -194,6 +261,8 @@ class Hub:
                 await _close_matching(local, header["ids"], header["u"], header["c"], header["r"])
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             log.error("broker message dropped: not a hub message", topic=topic, size=len(data))
+        except Exception:
+            log.exception("broker message dropped: delivery failed", topic=topic, size=len(data))
 
 
 def _pack(header: dict[str, Any], body: bytes) -> bytes:

@@ -37,6 +37,11 @@ signaling data):
   ``flood`` (1008, kept flooding past the rate limit), ``too_big`` (1009),
   ``slow_consumer`` (1013, outgoing queue over ``SEND_QUEUE_MAX``) and
   ``ping_timeout`` (no pong to a protocol ping in time; the transport is aborted).
+- ``wsgen_broker_errors_total{operation}``: broker operations that failed because
+  the broker (Redis) could not be reached (``publish``, ``presence``, ``sessions``,
+  ``heartbeat``); local delivery went on.
+- ``wsgen_broker_connected`` (gauge): 1 while this process's broker subscriber is
+  connected, 0 while it reconnects (always 1 with the in-process broker).
 - ``wsgen_handshakes_refused_total{route, status}``: handshakes answered with an HTTP
   error; ``route`` is the handler's path template, ``unmatched`` for paths no
   handler serves (404).
@@ -126,6 +131,18 @@ HANDSHAKES_REFUSED = Counter(
     ["route", "status"],
     registry=REGISTRY,
 )
+BROKER_ERRORS = Counter(
+    "wsgen_broker_errors_total",
+    "Broker operations that failed because the broker could not be reached.",
+    ["operation"],
+    registry=REGISTRY,
+)
+BROKER_CONNECTED = Gauge(
+    "wsgen_broker_connected",
+    "1 while the broker subscriber of this process is connected, else 0.",
+    registry=REGISTRY,
+)
+BROKER_CONNECTED.set(1)
 
 
 class _BoundedChildren:

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///wsgen.db"
     broker_url: str = "memory://"
+    presence_ttl: float = Field(15.0, ge=1)
     allowed_origins: str = ""
     query_token: bool = False
     user_max_connections: int = Field(1, ge=1)

@@ -42,6 +42,16 @@ def test_serve_refuses_workers_without_a_shared_broker(project: Path, env: dict[
     assert "WSGEN_BROKER_URL" in result.output
 
 
+@pytest.mark.parametrize("url", ["kafka://broker:9092", "redis://host:port/0"])
+def test_serve_refuses_a_bad_broker_url(project: Path, env: dict[str, str], url: str) -> None:
+    """A WSGEN_BROKER_URL that is not memory:// or a Redis URL stops serve with one clear line."""
+    result = runner.invoke(
+        cli, ["serve", "--root", str(project)], env={**env, "WSGEN_BROKER_URL": url}
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: WSGEN_BROKER_URL")
+
+
 def test_serve_without_registry_says_to_generate(tmp_path: Path, env: dict[str, str]) -> None:
     """Serving a project that was never generated exits 1 with the command to run."""
     (tmp_path / "handlers").mkdir()

@@ -12,6 +12,10 @@ Guarantees every backend gives:
   client that missed one reads it from history.
 - **Per-publisher order**: messages one process publishes on one topic reach each
   subscriber in the order they were published.
+- **Outages are survived, not hidden**: ``publish`` raises ``BrokerUnavailable``
+  (the hub logs and counts it, having delivered locally); ``subscribe`` and
+  ``unsubscribe`` never raise for an outage: the broker keeps the set of topics and
+  subscribes again when it reconnects; ``ping`` fails meanwhile (``/readyz``).
 
 Optional capabilities live in separate protocols: :class:`Presence` (who is in a
 channel, across processes) and :class:`UserSessions` (a user's connections across
@@ -39,6 +43,9 @@ class Broker(Protocol):
 
         Whether the publishing process gets its own message back depends on the
         backend; the hub ignores messages of its own origin either way.
+
+        Raises:
+            BrokerUnavailable: the broker cannot be reached; nothing was sent.
         """
 
     async def subscribe(self, topic: str) -> None:
@@ -52,7 +59,11 @@ class Broker(Protocol):
 
 
 class Presence(Protocol):
-    """Which users are connected to a channel, over all processes."""
+    """Which users are connected to a channel, over all processes.
+
+    Never raises for a broker outage: it then answers from this process's own
+    connections and brings the shared state up to date when the broker is back.
+    """
 
     async def join(self, channel: str, connection_id: str, user_id: str) -> bool:
         """Record a connection; True when it is the user's first in the channel."""
@@ -63,9 +74,16 @@ class Presence(Protocol):
     async def members(self, channel: str) -> list[str]:
         """The distinct user ids connected to ``channel``, in the order they arrived."""
 
+    def watch(self, on_departed: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call ``on_departed(channel, user_id)`` when a user's last connection to a
+        channel died with its process (it never left); once per deployment."""
+
 
 class UserSessions(Protocol):
-    """A user's tracked connections over all processes, oldest first."""
+    """A user's tracked connections over all processes, oldest first.
+
+    Like :class:`Presence`, it answers from this process's view during an outage.
+    """
 
     async def add(self, user_id: str, connection_id: str) -> list[str]:
         """Record a connection; return all of the user's connection ids, oldest first."""

@@ -7,6 +7,7 @@ Redis, which lets the tests exercise cross-process behaviour in one process.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from core.brokers.base import Receiver
@@ -92,6 +93,9 @@ class MemoryPresence:
 
     async def members(self, channel: str) -> list[str]:
         return list(self.bus.presence.get(channel, {}))
+
+    def watch(self, on_departed: Callable[[str, str], Awaitable[None]]) -> None:
+        """Nothing to watch: connections of one process cannot outlive it."""
 
 
 class MemoryUserSessions:
