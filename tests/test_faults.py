@@ -69,7 +69,10 @@ async def test_sigterm_closes_100_clients_with_1001_and_exits_0(tmp_path: Path) 
     """SIGTERM with 100 clients: all closed 1001, exit 0 in time, every acked message stored."""
     # 6 of the clients chat throughout; the signal comes right after an ack; new connections
     # are refused once the server is stopping.
-    async with wsgen_serve(tmp_path, SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT)) as server:
+    # No rate limit: the chatters send as fast as acks come back, which is not under test.
+    async with wsgen_serve(
+        tmp_path, SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT), RATE_LIMIT="0"
+    ) as server:
         rooms = [await create_room(server, *(f"r{r}-u{i}" for i in range(10))) for r in range(5)]
         async with AsyncExitStack() as stack:
             clients: list[tuple[str, Client]] = []

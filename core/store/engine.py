@@ -50,7 +50,10 @@ def is_sqlite(url: URL) -> bool:
 
 
 def sqlite_file(url: URL) -> Path | None:
-    """The database file of a SQLite URL, or None for an in-memory or URI database."""
+    """The database file of a SQLite URL, or None for an in-memory or URI database.
+
+    Only meaningful for SQLite URLs (see :func:`is_sqlite`).
+    """
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None

@@ -167,7 +167,8 @@ class SqlStore:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, sqlite_file(engine.url), busy_timeout)
+        sqlite = sqlite_file(engine.url) if is_sqlite(engine.url) else None
+        return cls(engine, sqlite, busy_timeout)
 
     @property
     def engine(self) -> AsyncEngine:
