@@ -25,7 +25,7 @@ PANELS = [
     ("ping", "round_trips_per_s", "ping round trips/s", False),
     ("fanout", "p99_ms", "fan-out p99 latency, ms", True),
     ("pairs", "p99_ms", "pairs p99 latency, ms", True),
-    ("connections", "kib_per_conn", "KiB per idle connection", True),
+    ("connections", "rss_kib_per_conn", "KiB per idle connection", True),
     ("ping", "p99_ms", "ping p99 RTT, ms", True),
 ]
 
