@@ -13,6 +13,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from pydantic import ValidationError
 
 _HANDLER_NAME = "wsgen"
 
@@ -41,6 +42,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO", stream: TextIO | N
         foreign_pre_chain=_SHARED,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _scrub_validation_errors,
             structlog.processors.format_exc_info if fmt == "json" else _identity,
             renderer,
         ],
@@ -76,6 +78,27 @@ def _strip_query_strings(record: logging.LogRecord) -> bool:
             for arg in record.args
         )
     return True
+
+
+class ScrubbedValidationError(Exception):
+    """Stands in a log for a pydantic ValidationError, whose message quotes the input."""
+
+
+def _scrub_validation_errors(_logger: Any, _name: str, event_dict: Any) -> Any:
+    """Log a ValidationError by its fields and problems only (SPEC §9).
+
+    Its own message includes ``input_value=...``: chat text or signaling data when a
+    handler validates client data itself and lets the error escape.
+    """
+    exc = event_dict.get("exc_info")
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        scrubbed = ScrubbedValidationError(f"{exc.title}: {problems}")
+        event_dict["exc_info"] = scrubbed.with_traceback(exc.__traceback__)
+    return event_dict
 
 
 def _identity(_logger: Any, _name: str, event_dict: Any) -> Any:

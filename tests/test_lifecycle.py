@@ -209,3 +209,41 @@ async def test_connected_comes_before_deliveries_that_raced_it(settings: Setting
             gate.set()
             assert (await receive_json(ws))["event"] == "connected"
             assert await receive_json(ws) == {"event": "news", "payload": {"n": 1}}
+
+
+async def on_validate_itself(ctx: Context, ws: Connection, message: Inbound) -> None:
+    from pydantic import BaseModel
+
+    class Strict(BaseModel):
+        number: int
+
+    Strict.model_validate({"number": message.data["secret"]})  # raises, quoting the input
+
+
+PRIVATE = WebSocketHandler(
+    path="/ws/private",
+    middleware=[auth_middleware()],
+    events=[Event("check", on_validate_itself, model=dict)],
+)
+
+
+async def test_a_validation_error_is_logged_without_its_input(
+    settings: Settings, logs: LogCapture
+) -> None:
+    """A handler's own ValidationError is logged by field and problem, never with the input."""
+    async with serve([PRIVATE], settings) as server, connect_to(server, "/ws/private") as ws:
+        await ws.send(orjson.dumps({"type": "check", "data": {"secret": "my-diagnosis"}}).decode())
+        assert (await receive_json(ws))["payload"]["code"] == "internal_error"
+    record = assert_logged_once_at(logs, "on_message", "/ws/private")
+    assert "number" in record["exception"]
+    assert "my-diagnosis" not in str(logs.lines)
+
+
+def connect_to(server: RunningServer, path: str) -> Any:
+    return websockets.connect(server.ws_url(path), additional_headers=bearer(server.token("u1")))
+
+
+def assert_logged_once_at(logs: LogCapture, phase: str, route: str) -> dict[str, Any]:
+    records = logs.records("handler failed", phase=phase, route=route)
+    assert len(records) == 1, records
+    return records[0]
