@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.routing import BaseRoute, Match, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -56,10 +56,10 @@ def create_app(
         backend or backend_from_url(settings.broker_url, presence_ttl=settings.presence_ttl),
     )
     ordered = _ordered(handlers)
-    routes: list[BaseRoute] = [
+    socket_routes = [
         WebSocketRoute(h.route.starlette_path, RouteEndpoint(h, services)) for h in ordered
     ]
-    routes += api_routes()
+    routes: list[BaseRoute] = [*socket_routes, *api_routes()]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -79,10 +79,38 @@ def create_app(
             log.info("wsgen stopped")
 
     handlers_: Any = EXCEPTION_HANDLERS
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers_)
+    app = WsgenApp(socket_routes, routes=routes, lifespan=lifespan, exception_handlers=handlers_)
     app.state.services = services
     app.router.default = not_found
     return app
+
+
+class WsgenApp(Starlette):
+    """Starlette, with WebSocket connections routed straight to their endpoint.
+
+    A WebSocket connection lives for hours inside the coroutine that handles it; going
+    through Starlette's error and exception middleware and its router would keep their
+    frames alive for each connection and run them on every handshake, for nothing:
+    a route's endpoint handles its own failures. HTTP requests take the usual path.
+    Matching is Starlette's own (``WebSocketRoute.matches``), in the same order.
+    """
+
+    def __init__(self, socket_routes: list[WebSocketRoute], **options: Any) -> None:
+        super().__init__(**options)
+        self.socket_routes = socket_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope["app"] = self
+            for route in self.socket_routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child_scope)
+                    await route.app(scope, receive, send)
+                    return
+            await not_found(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 GC_THRESHOLD = (50_000, 20, 100)
