@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_WS := tests/node/node_modules/ws/package.json
 
-.PHONY: serve test soak bench generate clean
+.PHONY: serve test soak bench generate clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,25 @@ PG_TESTS := tests/test_auth.py tests/test_chat_rooms.py tests/test_http_api.py \
 	tests/test_protocol_errors.py tests/test_rooms_api.py tests/test_user_route.py \
 	tests/test_seed_client.py
 
-test: $(STAMP) $(NODE_WS)
+# What the tests need besides Python: Node.js for the seed's client code, redis-server and
+# PostgreSQL for the broker, scale-out and PostgreSQL suites. Installed with apt-get when
+# missing and run as root (as in CI); otherwise named, so that they can be installed.
+system-deps:
+	@missing=""; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "make test needs:$$missing (e.g. sudo apt-get install$$missing)"; \
+		fi; \
+	fi
+
+test: system-deps $(STAMP) $(NODE_WS)
 	$(BIN)/wsgen generate --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
