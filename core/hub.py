@@ -68,9 +68,12 @@ class Hub:
     async def _departed(self, channel: str, user_id: str) -> None:
         """A user's last connection to ``channel`` died with its process: announce it.
 
-        The same ``user.left`` the room handler sends when a user's last connection
-        closes; only one process of the deployment calls this per departure.
+        Only one process of the deployment calls this per departure.
         """
+        await self.announce_left(channel, user_id)
+
+    async def announce_left(self, channel: str, user_id: str) -> None:
+        """``user.left`` to the channel: the user's last connection to it is gone."""
         await self.broadcast(channel, "user.left", {"userId": user_id, "timestamp": now_iso()})
 
     async def stop(self) -> None:

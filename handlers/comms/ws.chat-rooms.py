@@ -80,9 +80,8 @@ async def on_close(ctx: Context, ws: Connection) -> None:
     """Leave the room; announce the user's departure when it was their last connection."""
     hub = ctx.services.hub
     if await hub.leave(channel_of(ctx), ws):
-        await hub.broadcast(
-            channel_of(ctx), "user.left", {"userId": ctx.user_id, "timestamp": now_iso()}
-        )
+        assert ctx.user_id is not None
+        await hub.announce_left(channel_of(ctx), ctx.user_id)
 
 
 async def on_ping(ctx: Context, ws: Connection, message: Inbound) -> None:
