@@ -101,7 +101,34 @@ def harness(*args: str) -> None:
     subprocess.run([sys.executable, "bench.py", *args], cwd=HARNESS, check=False)
 
 
-def run_wsgen(scenarios: list[str], repeat: int, sizes: list[str]) -> None:
+class Profiler:
+    """py-spy attached to the server for one scenario; its raw stacks land in ``bench/results``."""
+
+    def __init__(self, pid: int, scenario: str) -> None:
+        self.pid = pid
+        py_spy = Path(sys.executable).with_name("py-spy")
+        self.output = RESULTS / f".profile-{scenario}.txt"
+        self.proc = subprocess.Popen(
+            [str(py_spy), "record", "--pid", str(pid), "--rate", "500", "--format", "raw",
+             "--nonblocking", "--threads", "--output", str(self.output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        ticks = os.sysconf("SC_CLK_TCK")
+        for task in sorted(Path(f"/proc/{self.pid}/task").iterdir()):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+            if seconds >= 0.05:
+                log(f"thread {task.name}: {seconds:.2f} s of CPU")
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        self.proc.wait(timeout=30)
+        log(f"profile: {self.output} (summarise: bench/profile.py {self.output})")
+
+
+def run_wsgen(
+    scenarios: list[str], repeat: int, sizes: list[str], *, profile: bool = False
+) -> None:
     setup = (
         f"{sys.executable} {ROOT / 'bench' / 'create_rooms.py'} "
         f"--url http://127.0.0.1:{PORT} --api-key {API_KEY}"
@@ -110,6 +137,7 @@ def run_wsgen(scenarios: list[str], repeat: int, sizes: list[str]) -> None:
         for scenario in scenarios:  # a fresh server per scenario, as the harness does for peers
             with tempfile.TemporaryDirectory(prefix="wsgen-bench-") as data:
                 proc = start_wsgen(Path(data))
+                profiler = Profiler(proc.pid, scenario) if profile else None
                 try:
                     harness(
                         "run", "external", "--name", "wsgen", "--scenarios", scenario,
@@ -118,6 +146,8 @@ def run_wsgen(scenarios: list[str], repeat: int, sizes: list[str]) -> None:
                         "--setup-cmd", setup, "--results", str(RESULTS), *sizes,
                     )  # fmt: skip
                 finally:
+                    if profiler is not None:
+                        profiler.stop()
                     stop(proc)
 
 
@@ -128,13 +158,19 @@ def main() -> None:
     parser.add_argument("--peers", default="bun-hono,node-hono,starlette-naive",
                         help="comma-separated harness targets, or 'none'")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
+                        help="where figures, the plot and profiles go (default bench/results)")
+    parser.add_argument("--profile", action="store_true",
+                        help="record a py-spy profile of wsgen per scenario (bench/results/.profile-*)")  # fmt: skip
     parser.add_argument("sizes", nargs="*", help="size options passed to the harness, after --")
     args = parser.parse_args()
 
+    global RESULTS
+    RESULTS = args.results.resolve()
     RESULTS.mkdir(parents=True, exist_ok=True)
     prepare_harness(args.harness)
     scenarios = args.scenarios.split(",")
-    run_wsgen(scenarios, args.repeat, args.sizes)
+    run_wsgen(scenarios, args.repeat, args.sizes, profile=args.profile)
     peers = [] if args.peers == "none" else args.peers.split(",")
     for peer in peers:
         harness(

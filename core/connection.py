@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from core import metrics
 from core.close_codes import CloseCode, clip_reason
 from core.envelope import Ref, encode, error_frame
 from core.frames import OutFrame
+from core.ids import new_id
 from core.tasks import spawn
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Connection:
     )
 
     def __init__(self, sink: Sink, route: str, user_id: str | None, *, held: bool = False) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = new_id()
         self.route = route
         self.user_id = user_id
         self.state: dict[str, Any] = {}

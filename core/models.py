@@ -78,6 +78,29 @@ class ChatMessage(WireModel):
     def text(self) -> str:
         return self.message
 
+    def to_wire(self) -> dict[str, Any]:
+        """The same dict as ``WireModel.to_wire``, built directly: this runs for every
+        chat message, and pydantic's serializer took 6 µs of it (tests/test_models.py
+        checks that both agree)."""
+        timestamp = iso(self.timestamp)
+        created = timestamp if self.created_at is self.timestamp else iso(self.created_at)
+        updated = created if self.updated_at is self.created_at else iso(self.updated_at)
+        return {
+            "id": self.id,
+            "chatRoom": self.chat_room,
+            "sender": self.sender,
+            "timestamp": timestamp,
+            "messageType": self.message_type,
+            "message": self.message,
+            "videoCallData": self.video_call_data,
+            "createdAt": created,
+            "updatedAt": updated,
+            "createdBy": self.created_by,
+            "updatedBy": self.updated_by,
+            "from": self.sender,
+            "text": self.message,
+        }
+
 
 class Notification(WireModel):
     """A stored notification; the payload of ``notification.new`` (SPEC §6)."""

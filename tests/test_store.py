@@ -69,7 +69,7 @@ async def test_create_room_keeps_participants_once_in_order(store: SqlStore) -> 
 
 
 async def test_create_room_without_id_gets_a_uuid(store: SqlStore) -> None:
-    """A room created with id None gets a fresh uuid4 id."""
+    """A room created with id None gets a fresh UUID (version 7, see core.ids)."""
     first = await store.create_room(None, [])
     second = await store.create_room(None, [])
     assert len(first.id) == 36 and first.id != second.id

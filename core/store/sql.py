@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 from sqlalchemy import Table, delete, exc, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import now
 from core.errors import ConfigError, InvalidRecord, RoomExists, RoomNotFound
+from core.ids import new_id
 from core.models import ChatMessage, ChatRoom, Notification, Page
 from core.store.batch import GroupCommit, SqliteInserter, sqlalchemy_inserter
 from core.store.engine import create_engine, is_sqlite, sqlite_file, unavailable
@@ -101,10 +101,15 @@ def _sqlite_time(moment: datetime) -> str:
 
 
 def _message_params(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(
-        _sqlite_time(row[name]) if isinstance(row[name], datetime) else row[name]
-        for name in _MESSAGE_COLUMNS
-    )
+    # A message's three times are usually one datetime: format it once.
+    formatted: dict[int, str] = {}
+    params = []
+    for name in _MESSAGE_COLUMNS:
+        value = row[name]
+        if isinstance(value, datetime):
+            value = formatted.get(id(value)) or formatted.setdefault(id(value), _sqlite_time(value))
+        params.append(value)
+    return tuple(params)
 
 
 class SqlStore:
@@ -190,7 +195,7 @@ class SqlStore:
     async def create_room(self, room_id: str | None, participants: Sequence[str]) -> ChatRoom:
         if isinstance(participants, str):
             raise TypeError("participants must be a sequence of user ids, not a string")
-        room_id = str(uuid4()) if room_id is None else _check_id("room_id", room_id)
+        room_id = new_id() if room_id is None else _check_id("room_id", room_id)
         members = [_check_id("user_id", user) for user in dict.fromkeys(participants)]
         created = now_ms()
         with unavailable("create_room"):
@@ -264,7 +269,7 @@ class SqlStore:
     async def save_message(self, room_id: str, sender: str, text: str) -> ChatMessage:
         moment = now_ms()
         message = ChatMessage(
-            id=str(uuid4()),
+            id=new_id(),
             chat_room=_check_id("room_id", room_id),
             sender=_check_id("sender", sender),
             timestamp=moment,
@@ -277,7 +282,7 @@ class SqlStore:
             updated_by=sender,
         )
         # Committed with whatever other messages are being saved at the same time.
-        await self._messages.insert(message.model_dump(exclude={"from_", "text"}))
+        await self._messages.insert({name: getattr(message, name) for name in _MESSAGE_COLUMNS})
         return message
 
     async def list_messages(self, room_id: str, limit: int, before: str | None) -> Page:
@@ -301,7 +306,7 @@ class SqlStore:
             if value is not None:
                 _check_id(name, value)
         notification = Notification(
-            id=str(uuid4()),
+            id=new_id(),
             type=type,
             title=_check_text("title", title),
             message=_check_text("message", message),
