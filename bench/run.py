@@ -158,10 +158,14 @@ def main() -> None:
     parser.add_argument("--peers", default="bun-hono,node-hono,starlette-naive",
                         help="comma-separated harness targets, or 'none'")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results",
-                        help="where figures, the plot and profiles go (default bench/results)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "bench" / "results",
+        help="where figures, the plot and profiles go (default bench/results)",
+    )
     parser.add_argument("--profile", action="store_true",
-                        help="record a py-spy profile of wsgen per scenario (bench/results/.profile-*)")  # fmt: skip
+                        help="py-spy profile of wsgen per scenario (.profile-*)")  # fmt: skip
     parser.add_argument("sizes", nargs="*", help="size options passed to the harness, after --")
     args = parser.parse_args()
 
