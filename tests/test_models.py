@@ -18,7 +18,7 @@ def message(**changes: object) -> ChatMessage:
         "chat_room": "room-1",
         "sender": "alice",
         "timestamp": moment,
-        "message": "héllo \"world\"",
+        "message": 'héllo "world"',
         "video_call_data": None,
         "created_at": moment,
         "updated_at": moment,
