@@ -1,0 +1,244 @@
+"""wsgen's receive path (core/protocol.py), driven with hand-made frames on a raw socket.
+
+The protocol class cuts frames itself and gives websockets' parser every frame it
+does not handle whole, so these tests feed what a WebSocket library would never
+produce: frames split at every byte, many frames in one write, control frames
+between messages, fragments, bad UTF-8, reserved bits, unmasked and oversized frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from core.close_codes import CloseCode
+from core.protocol import WsgenProtocol
+from core.testing import RunningServer
+from tests.conftest import project_server
+
+TIMEOUT = 5.0
+TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+PROTOCOL_ERROR, INVALID_DATA = 1002, 1007  # sent by websockets' parser, not by wsgen
+
+
+def frame(
+    opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv: int = 0
+) -> bytes:
+    """A client frame (masked unless ``mask=False``), as RFC 6455 §5.2 lays it out."""
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    length = len(payload)
+    masked = 0x80 if mask else 0
+    if length < 126:
+        head += bytes([masked | length])
+    elif length < 1 << 16:
+        head += bytes([masked | 126]) + struct.pack("!H", length)
+    else:
+        head += bytes([masked | 127]) + struct.pack("!Q", length)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def text(message: dict[str, Any]) -> bytes:
+    return frame(TEXT, json.dumps(message).encode())
+
+
+class RawClient:
+    """A WebSocket client with no library in between: bytes in, frames out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def write(self, data: bytes, *, chunk: int | None = None) -> None:
+        step = chunk or len(data)
+        for start in range(0, len(data), step):
+            self.writer.write(data[start : start + step])
+            await self.writer.drain()
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        async with asyncio.timeout(TIMEOUT):
+            first, second = await self.reader.readexactly(2)
+            length = second & 0x7F
+            if length == 126:
+                (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif length == 127:
+                (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            return first & 0x0F, await self.reader.readexactly(length)
+
+    async def next_event(self) -> dict[str, Any]:
+        opcode, payload = await self.read_frame()
+        assert opcode == TEXT, (opcode, payload)
+        return json.loads(payload)  # type: ignore[no-any-return]
+
+    async def close_code(self) -> int:
+        """Read until the server's close frame; its status code."""
+        while True:
+            opcode, payload = await self.read_frame()
+            if opcode == CLOSE:
+                return int.from_bytes(payload[:2])
+
+    async def pongs_and_acks(self, count: int) -> list[tuple[str, Any]]:
+        """The next ``count`` replies to pings sent with refs, as (event, ref) pairs."""
+        replies = []
+        for _ in range(count):
+            event = await self.next_event()
+            replies.append((event["event"], event["payload"].get("ref")))
+        return replies
+
+
+@pytest.fixture
+async def server(settings: Any) -> AsyncIterator[RunningServer]:
+    async with project_server(settings, rate_limit=0) as running:
+        yield running
+
+
+@pytest.fixture
+async def raw(server: RunningServer) -> AsyncIterator[RawClient]:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            "GET /ws/user HTTP/1.1\r\n"
+            f"Host: {server.host}:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {server.token('alice')}\r\n\r\n"
+        ).encode()
+    )
+    async with asyncio.timeout(TIMEOUT):
+        status = await reader.readuntil(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 101"), status
+    client = RawClient(reader, writer)
+    assert (await client.next_event())["event"] == "connected"
+    assert fast_path(server) == [True]  # the frames below are cut by wsgen, not websockets
+    try:
+        yield client
+    finally:
+        writer.close()
+
+
+def fast_path(server: RunningServer) -> list[bool]:
+    """For each open WebSocket: is wsgen's receive path reading it?"""
+    connections = server.uvicorn.server_state.connections
+    return [p._fast for p in connections if isinstance(p, WsgenProtocol)]
+
+
+def ping(ref: int) -> bytes:
+    return text({"type": "ping", "ref": ref})
+
+
+def replies_to_pings(refs: range) -> list[tuple[str, Any]]:
+    return [pair for ref in refs for pair in (("pong", None), ("ack", ref))]
+
+
+async def test_frames_split_at_every_byte_are_read(raw: RawClient) -> None:
+    await raw.write(ping(1) + ping(2) + ping(3), chunk=1)
+    assert await raw.pongs_and_acks(6) == replies_to_pings(range(1, 4))
+
+
+async def test_many_frames_in_one_write_keep_their_order(raw: RawClient) -> None:
+    await raw.write(b"".join(ping(ref) for ref in range(50)))
+    assert await raw.pongs_and_acks(100) == replies_to_pings(range(50))
+
+
+async def test_frames_with_16_bit_lengths(raw: RawClient) -> None:
+    """A 300-byte message (a 16-bit length) between two small ones, split mid-header."""
+    big = text({"type": "ping", "ref": "x" * 300})
+    data = ping(1) + big + ping(2)
+    await raw.write(data[: len(ping(1)) + 3])
+    await raw.write(data[len(ping(1)) + 3 :])
+    assert await raw.pongs_and_acks(6) == [
+        ("pong", None),
+        ("ack", 1),
+        ("pong", None),
+        ("ack", "x" * 300),
+        ("pong", None),
+        ("ack", 2),
+    ]
+
+
+async def test_a_ping_frame_between_messages_is_answered_in_place(raw: RawClient) -> None:
+    await raw.write(ping(1) + frame(PING, b"hello") + ping(2))
+    seen = [await raw.read_frame() for _ in range(5)]
+    assert (PONG, b"hello") in seen
+    events = [json.loads(payload) for opcode, payload in seen if opcode == TEXT]
+    assert [(e["event"], e["payload"].get("ref")) for e in events] == replies_to_pings(range(1, 3))
+
+
+async def test_a_fragmented_message_is_assembled(raw: RawClient, server: RunningServer) -> None:
+    """A message in three fragments (websockets assembles it), then ordinary frames:
+    all answered, in order, and wsgen reads the frames after it again."""
+    message = json.dumps({"type": "ping", "ref": 7}).encode()
+    fragments = (
+        frame(TEXT, message[:5], fin=False)
+        + frame(CONT, message[5:12], fin=False)
+        + frame(CONT, message[12:])
+    )
+    await raw.write(ping(6) + fragments + ping(8))
+    assert await raw.pongs_and_acks(6) == replies_to_pings(range(6, 9))
+    assert fast_path(server) == [True]
+    # A whole message while a fragmented one is open is refused, as websockets does.
+    await raw.write(frame(TEXT, message[:5], fin=False) + ping(9))
+    assert await raw.close_code() == PROTOCOL_ERROR
+
+
+async def test_a_fragmented_message_can_be_split_anywhere(raw: RawClient) -> None:
+    message = json.dumps({"type": "ping", "ref": 7}).encode()
+    data = frame(TEXT, message[:5], fin=False) + frame(PING, b"p") + frame(CONT, message[5:])
+    await raw.write(data + ping(8), chunk=3)
+    seen = [await raw.read_frame() for _ in range(5)]
+    assert seen[0] == (PONG, b"p")
+    events = [json.loads(payload) for _, payload in seen[1:]]
+    assert [(e["event"], e["payload"].get("ref")) for e in events] == replies_to_pings(range(7, 9))
+
+
+async def test_a_pong_frame_is_ignored(raw: RawClient) -> None:
+    await raw.write(frame(PONG, b"unsolicited") + ping(1))
+    assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (frame(TEXT, b'{"type": "ping", "x": "\xff\xfe"}'), INVALID_DATA),
+        (frame(TEXT, b'{"type": "ping"}', mask=False), PROTOCOL_ERROR),
+        (frame(TEXT, b'{"type": "ping"}', rsv=4), PROTOCOL_ERROR),
+        (frame(0x3, b"reserved opcode"), PROTOCOL_ERROR),
+        (frame(CONT, b"no message to continue"), PROTOCOL_ERROR),
+        (frame(BINARY, b"\x00\x01"), CloseCode.UNSUPPORTED_DATA),
+    ],
+    ids=["bad-utf8", "unmasked", "reserved-bit", "reserved-opcode", "stray-continuation", "binary"],
+)
+async def test_bad_frames_close_with_their_code(raw: RawClient, bad: bytes, code: int) -> None:
+    """Each closed as before the receive path was ours (a protocol error fails the
+    connection at once, so the message before it is answered first here)."""
+    await raw.write(ping(1))
+    assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
+    await raw.write(bad + ping(2))
+    assert await raw.close_code() == code
+
+
+async def test_an_oversized_frame_closes_1009_from_its_header(
+    raw: RawClient, server: RunningServer
+) -> None:
+    """The header alone is enough: the server does not wait for (or buffer) the payload."""
+    too_big = server.services.settings.max_message_bytes + 1
+    header = bytes([0x81, 0x80 | 127]) + struct.pack("!Q", too_big) + os.urandom(4)
+    await raw.write(header)
+    assert await raw.close_code() == CloseCode.MESSAGE_TOO_BIG
+
+
+async def test_a_close_frame_is_echoed(raw: RawClient) -> None:
+    await raw.write(ping(1))
+    assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
+    await raw.write(frame(CLOSE, struct.pack("!H", 1000) + b"bye"))
+    assert await raw.close_code() == CloseCode.NORMAL_CLOSURE
