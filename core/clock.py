@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 
@@ -16,5 +17,17 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds") + "Z"
 
 
+_last_ms = -1
+_last_iso = ""
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    """The current time as the wire shows it; formatted once per millisecond (every
+    pong and presence frame carries one)."""
+    global _last_ms, _last_iso
+    ms = time.time_ns() // 1_000_000
+    if ms != _last_ms:
+        moment = datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+        _last_iso = moment.isoformat(timespec="milliseconds") + "Z"
+        _last_ms = ms
+    return _last_iso

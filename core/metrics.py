@@ -47,15 +47,22 @@ signaling data):
   handler serves (404).
 
 Hot paths use label children bound once (per route and event at
-``RouteEndpoint`` construction; per event on first use) and a plain ``inc()``.
+``RouteEndpoint`` construction; per event on first use) and a plain ``inc()``. The two
+counters bumped for every message (received, sent) are :class:`LoopCounter` families:
+a plain integer per child, no lock, since only the event loop's thread counts them
+(prometheus_client's ``Counter.inc`` takes a lock and checks its arguments: a tenth of
+a ping's round trip).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
@@ -94,14 +101,65 @@ CONNECTIONS_OPEN = Gauge(
     ["route"],
     registry=REGISTRY,
 )
-MESSAGES_RECEIVED = Counter(
+
+
+class Incrementable(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class LoopCount:
+    """One child of a :class:`LoopCounter`."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.created = time.time()
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+
+class LoopCounter:
+    """A labelled counter family counted from the event loop's thread only (no lock).
+
+    Exposed like a ``prometheus_client.Counter`` of the same name: ``_total`` and
+    ``_created`` samples per label set.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: list[str], registry: CollectorRegistry
+    ) -> None:
+        self._name = name.removesuffix("_total")
+        self._documentation = documentation
+        self._labelnames = labelnames
+        self._children: dict[tuple[str, ...], LoopCount] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> LoopCount:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = LoopCount()
+        return child
+
+    def describe(self) -> list[Metric]:
+        return [CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(list(values), child.value, created=child.created)
+        yield family
+
+
+MESSAGES_RECEIVED = LoopCounter(
     "wsgen_messages_received_total",
     "Client frames received, by route and event (unknown: not an event of the route; "
     "invalid: not a valid envelope).",
     ["route", "event"],
     registry=REGISTRY,
 )
-MESSAGES_SENT = Counter(
+MESSAGES_SENT = LoopCounter(
     "wsgen_messages_sent_total",
     "Frames sent to connections, by event.",
     ["event"],
@@ -150,14 +208,16 @@ class _BoundedChildren:
 
     __slots__ = ("_children", "_family", "_limit", "_other", "_prefix")
 
-    def __init__(self, family: Counter, *prefix: str, limit: int = MAX_LABEL_VALUES) -> None:
+    def __init__(
+        self, family: Counter | LoopCounter, *prefix: str, limit: int = MAX_LABEL_VALUES
+    ) -> None:
         self._family = family
         self._prefix = prefix
         self._limit = limit
-        self._children: dict[str, Counter] = {}
-        self._other = family.labels(*prefix, OTHER)
+        self._children: dict[str, Incrementable] = {}
+        self._other: Incrementable = family.labels(*prefix, OTHER)
 
-    def __call__(self, value: str) -> Counter:
+    def __call__(self, value: str) -> Incrementable:
         child = self._children.get(value)
         if child is None:
             if len(self._children) >= self._limit:
