@@ -132,6 +132,16 @@ def fast_path(server: RunningServer) -> list[bool]:
     return [p._fast for p in connections if isinstance(p, WsgenProtocol)]
 
 
+async def test_the_handshake_is_not_kept(raw: RawClient, server: RunningServer) -> None:
+    """After the upgrade the connection holds no request or response; frames still flow."""
+    (protocol,) = [
+        p for p in server.uvicorn.server_state.connections if isinstance(p, WsgenProtocol)
+    ]
+    assert protocol.request is None and protocol.response is None
+    await raw.write(ping(1))
+    assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
+
+
 def ping(ref: int) -> bytes:
     return text({"type": "ping", "ref": ref})
 
