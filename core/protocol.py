@@ -75,15 +75,17 @@ _FIN_TEXT = 0x81  # FIN set, no reserved bits, opcode 1 (text)
 class _Inbox:
     """What ``asyncio.Queue`` does for uvicorn here, for one consumer (the app's receive).
 
-    A list, not a deque: it holds at most ``READ_QUEUE_HIGH`` messages, and an empty
-    deque costs 760 bytes per connection where an empty list costs 56.
+    A list read from a moving head, not a deque: an empty deque costs 760 bytes per
+    connection, an empty list 56. Usually it holds a message or two; one read can
+    bring thousands of tiny frames, hence no ``pop(0)``.
     """
 
-    __slots__ = ("_items", "_loop", "_waiter")
+    __slots__ = ("_head", "_items", "_loop", "_waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._items: list[Any] = []
+        self._head = 0
         self._waiter: asyncio.Future[None] | None = None
 
     def put_nowait(self, item: Any) -> None:
@@ -95,16 +97,21 @@ class _Inbox:
                 waiter.set_result(None)
 
     async def get(self) -> Any:
-        while not self._items:
+        while self._head == len(self._items):
             self._waiter = self._loop.create_future()
             await self._waiter
-        return self._items.pop(0)
+        item = self._items[self._head]
+        self._head += 1
+        if self._head == len(self._items):
+            self._items.clear()
+            self._head = 0
+        return item
 
     def empty(self) -> bool:
-        return not self._items
+        return self._head == len(self._items)
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._items) - self._head
 
 
 class _Writable:
@@ -183,19 +190,37 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self.queue = _Inbox(self.loop)  # type: ignore[assignment]
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
         self._fast = False  # frames are cut here (see data_received)
-        self._unread = b""  # the start of a frame not yet complete
+        self._early_data = False
+        # The pieces of a frame not yet complete, their size, and the size it needs.
+        self._unread: list[bytes] = []
+        self._unread_size = 0
+        self._unread_need = 0
 
     # -- the receive path ---------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if not self._fast:
+            if self.handshake_initiated:
+                # Bytes after the request, before the 101 (uvicorn hands the request over
+                # in one call): websockets may be inside a frame, so it keeps reading.
+                self._early_data = True
             super().data_received(data)
             return
         if self._unread:
-            data = self._unread + data
-            self._unread = b""
+            self._unread.append(data)
+            self._unread_size += len(data)
+            if self._unread_size < self._unread_need:
+                return  # the frame is still incomplete: join the pieces once, later
+            data = b"".join(self._unread)
+            self._unread = []
+        if self.close_sent or self.conn.state is not State.OPEN:
+            # Closing: what the peer sends now is dropped, its close reply awaited
+            # (uvicorn's path, which websockets drives).
+            self._leave_fast_path(data)
+            return
         end = len(data)
         pos = 0
+        need = 0
         max_size = self.config.ws_max_size
         queue = self.queue
         conn = self.conn
@@ -222,6 +247,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
                 return
             stop = start + length
             if stop > end:
+                need = stop - pos
                 break
             if first == _FIN_TEXT and conn.current_size is None:  # not inside a fragmented one
                 try:
@@ -235,15 +261,13 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             # Any other frame: websockets handles it, whole, as it handled every frame.
             super().data_received(data[pos:stop])
             pos = stop
-            if (
-                self.close_sent
-                or self.conn.state is not State.OPEN
-                or self.conn.expect_continuation_frame
-            ):
+            if self.close_sent or conn.state is not State.OPEN:
                 self._leave_fast_path(data[pos:])
                 return
         if pos < end:
-            self._unread = data[pos:]
+            self._unread = [data[pos:]]
+            self._unread_size = end - pos
+            self._unread_need = need
         if not self.read_paused and queue.qsize() >= READ_QUEUE_HIGH:
             self.read_paused = True
             self.transport.pause_reading()
@@ -302,6 +326,9 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             self._paused = False  # what is pending goes out ahead of the close frame
             self._flush()
         self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if self.read_paused:  # the peer's close reply must be read; the app reads no more
+            self.read_paused = False
+            self.transport.resume_reading()
         self.conn.send_close(code, reason)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
@@ -333,9 +360,9 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             return
         await super().send(message)
         if message["type"] == "websocket.accept":
-            # websockets' parser is now at a frame boundary, unless a client sent
-            # frames before it saw the 101 (then websockets keeps reading).
-            self._fast = self.conn.state is State.OPEN and not self.conn.reader.buffer
+            # websockets' parser is now between frames, unless bytes came after the
+            # request (a client that did not wait for the 101): then websockets reads.
+            self._fast = self.conn.state is State.OPEN and not self._early_data
             if self._fast:
                 self._forget_handshake()
         elif message["type"] == "websocket.http.response.body" and not message.get(

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import uvicorn
+from uvicorn.server import ServerState
 
 from core.close_codes import CloseCode
 from core.protocol import WsgenProtocol
@@ -252,3 +254,84 @@ async def test_a_close_frame_is_echoed(raw: RawClient) -> None:
     assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
     await raw.write(frame(CLOSE, struct.pack("!H", 1000) + b"bye"))
     assert await raw.close_code() == CloseCode.NORMAL_CLOSURE
+
+
+async def test_after_the_server_closes_frames_are_dropped_and_the_close_completes(
+    raw: RawClient,
+) -> None:
+    """Messages still in flight when the server closes (here: 1003 for a binary frame)
+    are dropped, reading goes on, and the peer's close reply ends the connection at once
+    (not by an abort after the close timeout)."""
+    await raw.write(frame(BINARY, b"\x00"))
+    assert await raw.close_code() == CloseCode.UNSUPPORTED_DATA
+    await raw.write(b"".join(ping(ref) for ref in range(200)))  # past READ_QUEUE_HIGH
+    # Give the server time to read those first, so that the close reply comes in a read
+    # of its own (correct code passes either way; without the wait a regression could hide).
+    await asyncio.sleep(0.2)
+    await raw.write(frame(CLOSE, struct.pack("!H", CloseCode.UNSUPPORTED_DATA)))
+    async with asyncio.timeout(TIMEOUT):  # the close timeout is 10 s
+        assert await raw.reader.read() == b""  # a clean end of stream, not a reset
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 6, 8])
+async def test_frames_sent_before_the_101_are_read(cut: int) -> None:
+    """A client that does not wait for the 101 may have sent part of a frame; websockets'
+    parser is then inside that frame, so wsgen must not start cutting frames itself."""
+    accept = asyncio.Event()
+    received: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await accept.wait()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] != "websocket.disconnect":
+            received.append(message.get("text"))
+
+    config = uvicorn.Config(app, ws=WsgenProtocol, log_config=None, lifespan="off")
+    config.load()
+    protocol = WsgenProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    first = text({"type": "ping", "ref": 1})
+    await asyncio.sleep(0)
+    protocol.data_received(first[:cut])  # before the app accepted
+    accept.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.written.startswith(b"HTTP/1.1 101")
+    protocol.data_received(first[cut:] + text({"type": "ping", "ref": 2}))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert [json.loads(t)["ref"] for t in received] == [1, 2]
+    assert not transport.closing
+    protocol.connection_lost(None)
