@@ -212,7 +212,7 @@ class RouteEndpoint:
         # Only declared event names become label values (SPEC §9, bounded cardinality).
         self._metrics.received.get(inbound.event, self._metrics.unknown).inc()
         event = self._events.get(inbound.event)
-        if event is None or not event.pipeline:
+        if pipelined and (event is None or not event.pipeline):
             # Everything a connection sends is answered and relayed in the order it came:
             # a message that is not pipelined waits for the pipelined ones before it.
             await _drain(pipelined)

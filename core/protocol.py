@@ -46,7 +46,7 @@ import asyncio
 import weakref
 from typing import Any
 
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -96,10 +96,17 @@ class _Inbox:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def wait(self) -> asyncio.Future[None]:
+        """A future done when an item comes (for the one consumer)."""
+        self._waiter = self._loop.create_future()
+        return self._waiter
+
     async def get(self) -> Any:
         while self._head == len(self._items):
-            self._waiter = self._loop.create_future()
-            await self._waiter
+            await self.wait()
+        return self.get_nowait()
+
+    def get_nowait(self) -> Any:
         item = self._items[self._head]
         self._head += 1
         if self._head == len(self._items):
@@ -187,7 +194,8 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._flush_scheduled = False
         self._paused = False
         self._scheduler = _scheduler(self.loop)
-        self.queue = _Inbox(self.loop)  # type: ignore[assignment]
+        self._inbox = _Inbox(self.loop)
+        self.queue = self._inbox  # type: ignore[assignment]
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
         self._fast = False  # frames are cut here (see data_received)
         self._early_data = False
@@ -222,7 +230,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         pos = 0
         need = 0
         max_size = self.config.ws_max_size
-        queue = self.queue
+        queue = self._inbox
         conn = self.conn
         while pos < end:
             if end - pos < 2:
@@ -398,6 +406,17 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         if not self.read_paused and self.queue.qsize() >= READ_QUEUE_HIGH:
             self.read_paused = True
             self.transport.pause_reading()
+
+    async def receive(self) -> ASGIReceiveEvent:
+        """uvicorn's ``receive`` (the ASGI callable), without a coroutine in between."""
+        queue = self._inbox
+        while queue.empty():
+            await queue.wait()
+        message: ASGIReceiveEvent = queue.get_nowait()
+        if self.read_paused and queue.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
 
     def shutdown(self) -> None:
         """Server shutdown: close open connections with 1001 (going away)."""
