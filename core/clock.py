@@ -27,7 +27,6 @@ def now_iso() -> str:
     global _last_ms, _last_iso
     ms = time.time_ns() // 1_000_000
     if ms != _last_ms:
-        moment = datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
-        _last_iso = moment.isoformat(timespec="milliseconds") + "Z"
+        _last_iso = iso(datetime.fromtimestamp(ms / 1000, UTC))
         _last_ms = ms
     return _last_iso

@@ -101,11 +101,6 @@ class _Inbox:
         self._waiter = self._loop.create_future()
         return self._waiter
 
-    async def get(self) -> Any:
-        while self._head == len(self._items):
-            await self.wait()
-        return self.get_nowait()
-
     def get_nowait(self) -> Any:
         item = self._items[self._head]
         self._head += 1
