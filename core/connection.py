@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from core.sinks import Sink
 
 
-HELD_MAX = 1024
-"""Hub deliveries a connection may hold back while its ``on_connect`` runs."""
-
-
 class Connection:
     """One accepted WebSocket.
 
@@ -53,7 +49,7 @@ class Connection:
         "user_id",
     )
 
-    def __init__(self, sink: Sink, route: str, user_id: str | None, *, held: bool = False) -> None:
+    def __init__(self, sink: Sink, route: str, user_id: str | None) -> None:
         self.id = new_id()
         self.route = route
         self.user_id = user_id
@@ -66,8 +62,6 @@ class Connection:
         self._expiry: asyncio.TimerHandle | None = None
         self._held: list[OutFrame] | None = None
         self._hold_limit = 0
-        if held:
-            self.hold(HELD_MAX)
 
     async def send(self, event: str, payload: Any = None) -> bool:
         """Send one ``{"event", "payload"}`` frame (ahead of held deliveries)."""
@@ -89,8 +83,8 @@ class Connection:
 
         Not counted in ``wsgen_messages_sent_total``: the hub counts once per delivery.
         While the connection is held (during ``on_connect``, whose frames such as
-        ``connected`` must come first), frames wait, up to :data:`HELD_MAX`, beyond
-        which the connection is closed as a slow consumer.
+        ``connected`` must come first), frames wait, up to the limit given to
+        :meth:`hold`, beyond which the connection is closed as a slow consumer.
         """
         if self.closed:
             return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +20,11 @@ from core.brokers import Backend, backend_from_url
 from core.brokers.memory import MemoryBroker, MemoryBus, MemoryPresence, MemoryUserSessions
 from core.brokers.redis import RedisBroker
 from core.close_codes import CloseCode
-from core.connection import HELD_MAX, Connection
+from core.connection import Connection
 from core.errors import BrokerUnavailable
 from core.frames import OutFrame
 from core.hub import Hub
+from tests.conftest import eventually
 from tests.services import RedisServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -44,12 +45,13 @@ class Node:
         return await asyncio.wait_for(self.received.get(), timeout)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+async def delivered(a: Node, b: Node, data: bytes) -> bool:
+    """Does a message published by ``a`` on ``c:room`` reach ``b`` (within 0.2 s)?"""
+    await a.backend.broker.publish("c:room", data)
+    try:
+        return await b.next(0.2) == ("c:room", data)
+    except TimeoutError:
+        return False
 
 
 def memory_pair() -> tuple[Backend, Backend]:
@@ -229,14 +231,7 @@ async def test_redis_restart_reconnects_and_reasserts_presence(
 
     await eventually(reasserted)
 
-    async def delivered() -> bool:
-        await a.backend.broker.publish("c:room", b"back")
-        try:
-            return await b.next(0.2) == ("c:room", b"back")
-        except TimeoutError:
-            return False
-
-    await eventually(delivered)
+    await eventually(lambda: delivered(a, b, b"back"))
 
 
 async def test_a_silent_subscriber_reconnects(
@@ -267,14 +262,7 @@ async def test_a_silent_subscriber_reconnects(
     monkeypatch.setattr(broker._subscriber, "pubsub", pubsub)
     await broker._close_pubsub()  # the listener reconnects, onto the deaf connection
 
-    async def delivered() -> bool:
-        await a.backend.broker.publish("c:room", b"again")
-        try:
-            return await b.next(0.2) == ("c:room", b"again")
-        except TimeoutError:
-            return False
-
-    await eventually(delivered)
+    await eventually(lambda: delivered(a, b, b"again"))
     assert broker.reconnections >= 2  # the forced one, then the deaf one
 
 
@@ -294,9 +282,16 @@ class FakeSink:
         return None
 
 
+HOLD_LIMIT = 64
+
+
 def fake_connection(user: str, *, held: bool = False) -> tuple[Connection, FakeSink]:
+    """A connection on a fake sink; ``held``: as during on_connect (up to HOLD_LIMIT)."""
     sink = FakeSink()
-    return Connection(sink, "/ws/test", user, held=held), sink
+    conn = Connection(sink, "/ws/test", user)
+    if held:
+        conn.hold(HOLD_LIMIT)
+    return conn, sink
 
 
 class SlowBroker(MemoryBroker):
@@ -379,7 +374,7 @@ async def test_too_many_held_deliveries_close_the_connection_with_1013() -> None
     """A connection whose on_connect stalls while deliveries pile up is closed as too slow."""
     conn, sink = fake_connection("alice", held=True)
     frame = OutFrame(b"{}")
-    assert all(conn.write(frame) for _ in range(HELD_MAX))
+    assert all(conn.write(frame) for _ in range(HOLD_LIMIT))
     assert conn.write(frame) is False
     await asyncio.sleep(0)
     assert sink.closed is not None and sink.closed[0] == CloseCode.TRY_AGAIN_LATER
