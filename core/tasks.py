@@ -28,3 +28,13 @@ def _finished(task: asyncio.Task[Any]) -> None:
     _running.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("background task failed", exc_info=task.exception())
+
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended.
+
+    Unlike awaiting it under ``suppress(CancelledError)``, a cancellation of the
+    caller itself still reaches the caller.
+    """
+    task.cancel()
+    await asyncio.wait([task])

@@ -43,7 +43,7 @@ from core.brokers.base import Receiver
 from core.brokers.redis_state import PREFIX, RedisNode
 from core.errors import BrokerUnavailable, ConfigError
 from core.logging import get_logger
-from core.tasks import spawn
+from core.tasks import cancel, spawn
 
 if TYPE_CHECKING:
     from core.brokers.base import Broker
@@ -120,9 +120,7 @@ class RedisBroker:
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await cancel(self._listener)
             self._listener = None
         await self._close_pubsub()
         await self.node.stop()

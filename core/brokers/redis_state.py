@@ -52,6 +52,7 @@ from core import metrics
 from core.brokers import redis_scripts as lua
 from core.errors import BrokerUnavailable
 from core.logging import get_logger
+from core.tasks import cancel
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -131,9 +132,7 @@ class RedisNode:
     async def stop(self) -> None:
         """Stop beating and remove this node's entries from Redis (best effort)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
         if self.up:
             with contextlib.suppress(*_FAILURES):
