@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from core.close_codes import CloseCode
 from core.server import app_from_registry
 from core.settings import Settings
 from core.store.schema import metadata
@@ -222,3 +225,27 @@ async def room_members(
                 present.add(user)
             clients.append(client)
         yield clients
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def replacing(
+    first: AbstractAsyncContextManager[Client], second: AbstractAsyncContextManager[Client]
+) -> AsyncIterator[Client]:
+    """Connect ``first``, then ``second`` (one user's /ws/user connections): the first must
+    be closed with 4409 (replaced) and the second stay quiet. Yields the second."""
+    async with first as older:
+        await older.expect("connected")
+        await older.assert_quiet()
+        async with second as newer:
+            await newer.expect("connected")
+            assert await older.closed_with() == CloseCode.REPLACED
+            await newer.assert_quiet()
+            yield newer

@@ -27,7 +27,7 @@ import websockets
 
 from core.close_codes import CloseCode
 from core.testing import Client, bearer
-from tests.conftest import ROOT, WSGEN, room_path
+from tests.conftest import ROOT, WSGEN, eventually, replacing, room_path
 from tests.services import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(90)
@@ -74,14 +74,6 @@ class ServerProcess:
 
 def token(user: str) -> str:
     return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET, "HS256")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def readiness(server: ServerProcess) -> tuple[int, Any]:
@@ -212,17 +204,13 @@ async def test_a_newer_connection_on_another_process_replaces_the_oldest_with_44
 ) -> None:
     """alice's /ws/user on A is closed with 4409 when she connects on B; B's one keeps working."""
     a, b = await launch(), await launch()
-    async with connect(a, "/ws/user", "alice") as first:
-        await first.expect("connected")
-        await first.assert_quiet()
-        async with connect(b, "/ws/user", "alice") as second:
-            await second.expect("connected")
-            assert await first.closed_with() == CloseCode.REPLACED
-            await second.assert_quiet()
-            async with a.api() as api:
-                body = {"userId": "alice", "type": "t", "title": "T", "message": "M"}
-                assert (await api.post("/api/internal/notifications", json=body)).status_code == 201
-            await second.expect("notification.new")
+    async with replacing(
+        connect(a, "/ws/user", "alice"), connect(b, "/ws/user", "alice")
+    ) as second:
+        async with a.api() as api:
+            body = {"userId": "alice", "type": "t", "title": "T", "message": "M"}
+            assert (await api.post("/api/internal/notifications", json=body)).status_code == 201
+        await second.expect("notification.new")
 
 
 async def test_removal_on_one_process_closes_the_member_on_the_other_with_4403(
@@ -349,10 +337,7 @@ async def test_workers_share_one_port_and_act_as_one(launch: Callable[..., Any])
             assert (await member.expect("chat.message"))["message"] == "to every worker"
         await members[0].assert_quiet()
     for _ in range(3):  # whichever workers the two connections land on
-        async with connect(server, "/ws/user", "dora") as first:
-            await first.expect("connected")
-            await first.assert_quiet()
-            async with connect(server, "/ws/user", "dora") as second:
-                await second.expect("connected")
-                assert await first.closed_with() == CloseCode.REPLACED
-                await second.assert_quiet()
+        async with replacing(
+            connect(server, "/ws/user", "dora"), connect(server, "/ws/user", "dora")
+        ):
+            pass

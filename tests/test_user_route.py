@@ -10,7 +10,7 @@ from core.close_codes import CloseCode
 from core.server import app_from_registry
 from core.settings import Settings
 from core.testing import RunningServer, connect, serve
-from tests.conftest import ROOT
+from tests.conftest import ROOT, replacing
 
 
 async def test_connected_then_pong(server: RunningServer) -> None:
@@ -39,15 +39,11 @@ async def test_send_to_user_reaches_only_that_user(server: RunningServer) -> Non
 
 async def test_a_newer_connection_replaces_the_oldest_with_4409(server: RunningServer) -> None:
     """With the default limit of 1, a user's second connection closes the first with 4409."""
-    async with connect(server, "/ws/user", "alice") as first:
-        await first.expect("connected")
-        await first.assert_quiet()
-        async with connect(server, "/ws/user", "alice") as second:
-            await second.expect("connected")
-            assert await first.closed_with() == CloseCode.REPLACED
-            await second.assert_quiet()
-            await server.services.hub.send_to_user("alice", "notification.new", {"id": "n1"})
-            assert (await second.expect("notification.new"))["id"] == "n1"
+    async with replacing(
+        connect(server, "/ws/user", "alice"), connect(server, "/ws/user", "alice")
+    ) as second:
+        await server.services.hub.send_to_user("alice", "notification.new", {"id": "n1"})
+        assert (await second.expect("notification.new"))["id"] == "n1"
 
 
 @pytest.fixture
