@@ -35,6 +35,10 @@ What it adds:
 - **Cheaper reads.** The app's receive queue is a deque with one waiter instead of
   an ``asyncio.Queue``, and reading pauses only when ``READ_QUEUE_HIGH`` messages
   wait for the app, not after every message.
+- **A lean handshake.** With ``core.upgrade.WsgenHttpProtocol`` as uvicorn's HTTP
+  protocol, a valid handshake request arrives already parsed (:meth:`upgrade`):
+  the scope is built from httptools' headers and the 101 is prebuilt bytes, so
+  websockets never parses the request or builds a response.
 - **Denial responses** mark the handshake complete, so a refused handshake is not
   also logged as "ASGI callable returned without completing handshake" at ERROR
   (uvicorn 0.54; Kludex/uvicorn PR #3138, open).
@@ -43,13 +47,16 @@ What it adds:
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
-from websockets.server import ServerProtocol
+from websockets.protocol import Protocol, State
 
 try:
     from websockets.speedups import apply_mask
@@ -58,6 +65,9 @@ except ImportError:  # pragma: no cover - websockets without its C extension
 
 from core import metrics
 from core.close_codes import CloseCode
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 EXTENSION = "wsgen.protocol"
 DEFAULT_QUEUE_LIMIT = 1024
@@ -70,6 +80,12 @@ memory without that cost."""
 
 
 _FIN_TEXT = 0x81  # FIN set, no reserved bits, opcode 1 (text)
+_SWITCHING = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: "
+)
 
 
 class _Inbox:
@@ -194,6 +210,11 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
         self._fast = False  # frames are cut here (see data_received)
         self._early_data = False
+        # Set by upgrade(): the handshake's Sec-WebSocket-Accept, and the bytes that
+        # came behind the request, until the 101 is sent.
+        self._accept: bytes | None = None
+        self._early: list[bytes] | None = None
+        self.request = self.response = None  # type: ignore[assignment]  # websockets' handshake
         # The pieces of a frame not yet complete, their size, and the size it needs.
         self._unread: list[bytes] = []
         self._unread_size = 0
@@ -201,8 +222,93 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
 
     # -- the receive path ---------------------------------------------------------
 
+    # -- the handshake, when core.upgrade has read the request ----------------------
+
+    def upgrade(self, http: HttpToolsProtocol, accept: bytes, rest: bytes) -> None:
+        """Take over a connection whose handshake request uvicorn's HTTP protocol has
+        parsed and ``core.upgrade`` found valid: the app starts now, and the 101 is
+        written when it accepts. uvicorn's ``handle_connect``, minus websockets."""
+        self.connections.add(self)
+        self.transport = http.transport
+        self.server = http.server
+        self.client = http.client
+        self.scheme = "wss" if http.scheme == "https" else "ws"
+        self.handshake_initiated = True
+        self._accept = accept
+        self._early = [rest] if rest else []
+        raw_path, _, query = http.url.decode("ascii").partition("?")
+        subprotocols: list[str] = []
+        for name, value in http.headers:
+            if name == b"sec-websocket-protocol":
+                subprotocols.extend(token.strip() for token in value.decode().split(","))
+        root_path = self.root_path
+        extensions: dict[str, Any] = {"websocket.http.response": {}, EXTENSION: self}
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": root_path,
+            "path": root_path + unquote(raw_path),
+            "raw_path": root_path.encode("ascii") + raw_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "headers": http.headers,
+            "subprotocols": subprotocols,
+            "state": http.scope["state"],
+            "extensions": extensions,
+        }
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+
+    def _switch(self, message: Any) -> None:
+        """Send the prebuilt 101 for ``upgrade()``'s handshake and open the connection."""
+        parts = [_SWITCHING, self._accept or b"", b"\r\n"]
+        headers = list(self.default_headers)
+        headers.extend((name.lower(), value) for name, value in message.get("headers", ()))
+        subprotocol = message.get("subprotocol")
+        if subprotocol:
+            headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode()))
+        for name, value in headers:
+            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                raise RuntimeError(f"Invalid HTTP header in websocket.accept: {name!r}")
+            parts += [name, b": ", value, b"\r\n"]
+        parts.append(b"\r\n")
+        self._accept = None
+        early, self._early = self._early, None
+        if self.logger.isEnabledFor(logging.INFO):
+            client, path = get_client_addr(self.scope), get_path_with_query_string(self.scope)
+            self.logger.info('%s - "WebSocket %s" [accepted]', client, path)
+        if self.transport.is_closing():
+            return
+        self.handshake_complete = True
+        self.conn.state = State.OPEN
+        self._reset_parser()
+        self.transport.write(b"".join(parts))
+        self.start_keepalive()
+        self._fast = True
+        if early:
+            self.transport.resume_reading()
+            self.data_received(b"".join(early))
+
+    def _hold_early(self, data: bytes) -> None:
+        """Bytes before the 101 (a client that did not wait for it) are read after it;
+        past one frame's worth, reading pauses until then."""
+        assert self._early is not None
+        self._early.append(data)
+        if sum(map(len, self._early)) > self.config.ws_max_size + 14:
+            self.transport.pause_reading()
+
+    # -- the receive path ---------------------------------------------------------
+
     def data_received(self, data: bytes) -> None:
         if not self._fast:
+            if self._early is not None:
+                self._hold_early(data)
+                return
             if self.handshake_initiated:
                 # Bytes after the request, before the 101 (uvicorn hands the request over
                 # in one call): websockets may be inside a frame, so it keeps reading.
@@ -357,6 +463,17 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][EXTENSION] = self
 
     async def send(self, message: ASGISendEvent) -> None:
+        if (
+            message["type"] == "websocket.accept"
+            and self._accept is not None
+            and not self.handshake_complete
+            and self.initial_response is None
+        ):
+            await self.writable.wait()
+            if self.disconnected:
+                raise ClientDisconnected()
+            self._switch(message)
+            return
         if message["type"] == "websocket.close" and self.handshake_complete:
             # Same as uvicorn's, but never waits for a paused transport to drain.
             self.close_now(message.get("code", 1000), message.get("reason") or "")
@@ -379,8 +496,12 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         so it is replaced by a fresh frame parser (the same one the server side runs
         after the handshake; nothing is buffered, so no byte is lost)."""
         self.request = self.response = None  # type: ignore[assignment]
+        self._reset_parser()
+
+    def _reset_parser(self) -> None:
+        """websockets' frame parser, the one its server side runs after the handshake."""
         conn = self.conn
-        conn.parser = super(ServerProtocol, conn).parse()
+        conn.parser = Protocol.parse(conn)
         next(conn.parser)
 
     def send_receive_event_to_app(self) -> None:

@@ -18,6 +18,7 @@ from core.errors import ConfigError
 from core.protocol import WsgenProtocol
 from core.registry import load_module
 from core.settings import Settings, load_settings
+from core.upgrade import WsgenHttpProtocol
 
 PROJECT_DIR_ENV = "WSGEN_PROJECT_DIR"
 REGENERATE_ENV = "WSGEN_REGENERATE_ON_START"
@@ -66,6 +67,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     state per connection, for small JSON frames that compress little.
     """
     return {
+        "http": WsgenHttpProtocol,
         "ws": WsgenProtocol,
         "ws_max_size": settings.max_message_bytes,
         "ws_ping_interval": settings.ping_interval,

@@ -1,0 +1,123 @@
+"""wsgen's HTTP protocol class for uvicorn (``uvicorn.Config(http=...)``): a lean upgrade.
+
+uvicorn's httptools protocol parses a request, and on a WebSocket upgrade it rebuilds
+the request's bytes and feeds them to the WebSocket protocol, where websockets parses
+them again, builds a ``Request``, a ``Response`` (with a formatted ``Date`` that uvicorn
+then replaces) and the ASGI scope from those. That was about a quarter of a
+handshake's CPU.
+
+Here, a well-formed handshake request (the kind every client sends) is checked once,
+on the headers httptools already parsed, and handed to
+:meth:`core.protocol.WsgenProtocol.upgrade` with its ``Sec-WebSocket-Accept`` value;
+the 101 is written as prebuilt bytes when the app accepts. Anything else (another
+method or HTTP version, a missing or malformed key, version, upgrade token or
+subprotocol list, a body, repeated headers websockets refuses) takes uvicorn's path
+unchanged, so websockets answers it exactly as before (400, 405, 426...).
+
+Bytes the client sent behind its request, before the 101 (uvicorn drops those that
+arrive in the same read), are kept and read once the connection is open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from core.protocol import WsgenProtocol
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP token (RFC 9110 §5.6.2): what a subprotocol name must be."""
+_MAX_LINE = 8192
+"""websockets refuses a longer request or header line (414, 431); such a request takes its path."""
+_MAX_HEADERS = 128
+"""websockets refuses more header lines (431)."""
+_SINGLE = frozenset((b"sec-websocket-key", b"sec-websocket-version", b"upgrade", b"origin"))
+"""Headers websockets refuses to see twice."""
+_REFUSED = frozenset((b"content-length", b"transfer-encoding"))
+"""websockets refuses a handshake request with a body."""
+
+
+def accept_value(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The ``Sec-WebSocket-Accept`` value for a handshake request websockets would
+    accept as it is, or None to leave the request to websockets.
+
+    ``headers`` are httptools' (names lower-cased). uvicorn has already checked that
+    ``Connection`` lists ``upgrade`` and ``Upgrade`` is ``websocket``.
+    """
+    if len(headers) > _MAX_HEADERS:
+        return None
+    key = version = None
+    seen: set[bytes] = set()
+    for name, value in headers:
+        if len(name) + len(value) > _MAX_LINE:
+            return None
+        if name in _SINGLE:
+            if name in seen:
+                return None  # websockets: "multiple values"
+            seen.add(name)
+            if name == b"sec-websocket-key":
+                key = value
+            elif name == b"sec-websocket-version":
+                version = value
+            elif name == b"upgrade" and value.strip().lower() != b"websocket":
+                return None
+        elif name in _REFUSED:
+            return None
+        elif name == b"sec-websocket-protocol":
+            for token in value.split(b","):
+                if not _TOKEN.fullmatch(token.strip()):
+                    return None
+    if version != b"13" or key is None:
+        return None
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            return None
+    except binascii.Error:
+        return None
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+
+
+class WsgenHttpProtocol(HttpToolsProtocol):
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, keeping the bytes that follow an upgrade request in the same read."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+        except httptools.HttpParserUpgrade as upgrade:
+            if self._should_upgrade():
+                self._upgrade(data[upgrade.args[0] :] if upgrade.args else b"")
+            else:
+                self._unsupported_upgrade_warning()
+
+    def _upgrade(self, rest: bytes) -> None:
+        protocol_class = self.ws_protocol_class
+        if not (
+            isinstance(protocol_class, type)
+            and issubclass(protocol_class, WsgenProtocol)
+            and self.scope["method"] == "GET"
+            and self.scope["http_version"] == "1.1"
+            and len(self.url) <= _MAX_LINE
+            and self.url.isascii()
+        ):
+            self.handle_websocket_upgrade()
+            return
+        accept = accept_value(self.headers)
+        if accept is None:
+            self.handle_websocket_upgrade()  # websockets reads (and answers) the request
+            return
+        self.connections.discard(self)
+        protocol = protocol_class(
+            config=self.config, server_state=self.server_state, app_state=self.app_state
+        )
+        self.transport.set_protocol(protocol)
+        protocol.upgrade(self, accept, rest)

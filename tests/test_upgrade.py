@@ -1,0 +1,211 @@
+"""wsgen's upgrade path (core/upgrade.py): handshake requests read once, by httptools.
+
+A request every client sends is accepted here with a prebuilt 101; anything else must
+take uvicorn's path and get websockets' answer, exactly as without this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.server import ServerState
+
+from core.protocol import WsgenProtocol
+from core.testing import RunningServer
+from core.upgrade import WsgenHttpProtocol, accept_value
+from tests.conftest import project_server
+from tests.test_receive_path import TIMEOUT, FakeTransport, RawClient, text
+
+RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's example, and its answer:
+RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def handshake(key: bytes = RFC_KEY, **extra: bytes) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"host", b"x"),
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-key", key),
+        (b"sec-websocket-version", b"13"),
+    ]
+    return headers + [(name.replace("_", "-").encode(), value) for name, value in extra.items()]
+
+
+def test_the_accept_value_is_rfc_6455s() -> None:
+    assert accept_value(handshake()) == RFC_ACCEPT
+
+
+def test_a_subprotocol_list_of_tokens_is_accepted() -> None:
+    token = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2ln-_x"
+    assert accept_value(handshake(sec_websocket_protocol=b"bearer, " + token)) == RFC_ACCEPT
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(handshake(key=b"not base64!"), id="key-not-base64"),
+        pytest.param(handshake(key=base64.b64encode(b"x" * 15)), id="key-not-16-bytes"),
+        pytest.param([*handshake(), (b"sec-websocket-key", RFC_KEY)], id="key-twice"),
+        pytest.param([h for h in handshake() if h[0] != b"sec-websocket-key"], id="no-key"),
+        pytest.param([*handshake()[:4], (b"sec-websocket-version", b"8")], id="version-8"),
+        pytest.param(handshake()[:4], id="no-version"),
+        pytest.param([*handshake(origin=b"a"), (b"origin", b"b")], id="origin-twice"),
+        pytest.param(handshake(sec_websocket_protocol=b"a/b"), id="subprotocol-not-token"),
+        pytest.param(handshake(sec_websocket_protocol=b"a,,b"), id="subprotocol-empty"),
+        pytest.param(handshake(content_length=b"0"), id="body"),
+        pytest.param(handshake(transfer_encoding=b"chunked"), id="chunked-body"),
+        pytest.param(handshake(x=b"v" * 9000), id="header-line-too-long"),
+        pytest.param(handshake() + [(b"x", b"")] * 130, id="too-many-headers"),
+    ],
+)
+def test_requests_websockets_would_not_take_as_they_are_are_left_to_it(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    assert accept_value(headers) is None
+
+
+# -- over a real server ----------------------------------------------------------
+
+
+@pytest.fixture
+async def server(settings: Any) -> AsyncIterator[RunningServer]:
+    async with project_server(settings, rate_limit=0) as running:
+        yield running
+
+
+async def exchange(server: RunningServer, request: bytes) -> tuple[bytes, RawClient]:
+    """Send raw bytes; the response head (status line and headers) and the connection."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(request)
+    async with asyncio.timeout(TIMEOUT):
+        head = await reader.readuntil(b"\r\n\r\n")
+    return head, RawClient(reader, writer)
+
+
+def request_bytes(server: RunningServer, *lines: str, method: str = "GET") -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    head = [
+        f"{method} /ws/user HTTP/1.1",
+        f"Host: {server.host}:{server.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        f"Authorization: Bearer {server.token('alice')}",
+        *lines,
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
+
+
+async def test_the_101_carries_the_accept_value_and_the_date(server: RunningServer) -> None:
+    request = request_bytes(server)
+    head, client = await exchange(server, request)
+    key = next(line for line in request.split(b"\r\n") if line.startswith(b"Sec-WebSocket-Key"))
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 101 Switching Protocols"
+    assert b"Sec-WebSocket-Accept: " + accept_value(handshake(key.split(b": ")[1])) in lines
+    assert b"Upgrade: websocket" in lines and b"Connection: Upgrade" in lines
+    assert any(line.startswith(b"date: ") for line in lines)
+    assert (await client.next_event())["event"] == "connected"
+    client.writer.close()
+
+
+async def test_frames_in_the_same_write_as_the_request_are_read(server: RunningServer) -> None:
+    """uvicorn drops the bytes that follow an upgrade request in the same read."""
+    ping = text({"type": "ping", "ref": 7})
+    head, client = await exchange(server, request_bytes(server) + ping)
+    assert head.startswith(b"HTTP/1.1 101")
+    events = [await client.next_event() for _ in range(3)]
+    assert [e["event"] for e in events] == ["connected", "pong", "ack"]
+    assert events[2]["payload"]["ref"] == 7
+    client.writer.close()
+
+
+@pytest.mark.parametrize(
+    ("lines", "method", "status"),
+    [
+        pytest.param(("Sec-WebSocket-Version: 13",), "GET", b"400", id="version-twice"),
+        pytest.param(("Sec-WebSocket-Protocol: a/b",), "GET", b"400", id="bad-subprotocol"),
+        pytest.param((), "POST", b"405", id="post"),
+    ],
+)
+async def test_other_requests_get_websockets_answer(
+    server: RunningServer, lines: tuple[str, ...], method: str, status: bytes
+) -> None:
+    head, client = await exchange(server, request_bytes(server, *lines, method=method))
+    assert head.split(b" ")[1] == status, head
+    client.writer.close()
+
+
+async def test_a_subprotocol_handshake_is_accepted(server: RunningServer) -> None:
+    """Browsers authenticate with the ["bearer", token] subprotocol pair."""
+    token = server.token("alice")
+    request = request_bytes(server, f"Sec-WebSocket-Protocol: bearer, {token}")
+    request = request.replace(f"Authorization: Bearer {token}\r\n".encode(), b"")
+    head, client = await exchange(server, request)
+    assert head.startswith(b"HTTP/1.1 101")
+    assert b"\r\nSec-WebSocket-Protocol: bearer\r\n" in head
+    assert (await client.next_event())["event"] == "connected"
+    client.writer.close()
+
+
+# -- early bytes, step by step -----------------------------------------------------
+
+
+class UpgradableTransport(FakeTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.protocol: Any = None
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 6, 8])
+async def test_frames_sent_before_the_101_are_read_after_it(cut: int) -> None:
+    """A client that does not wait for the 101: the bytes of its first frames, in the
+    request's read and in later ones, wait for the accept, then are read in order."""
+    accept = asyncio.Event()
+    received: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await accept.wait()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] != "websocket.disconnect":
+            received.append(message.get("text"))
+
+    config = uvicorn.Config(app, ws=WsgenProtocol, log_config=None, lifespan="off")
+    config.load()
+    http = WsgenHttpProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = UpgradableTransport()
+    http.connection_made(transport)
+    first, second = text({"type": "ping", "ref": 1}), text({"type": "ping", "ref": 2})
+    http.data_received(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + RFC_KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n" + first[:cut]
+    )
+    protocol = transport.protocol
+    assert isinstance(protocol, WsgenProtocol)
+    await asyncio.sleep(0)
+    protocol.data_received(first[cut:] + second[:3])
+    accept.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.written.startswith(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + RFC_ACCEPT + b"\r\n"
+    )
+    protocol.data_received(second[3:])
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert [json.loads(t)["ref"] for t in received] == [1, 2]
+    assert not transport.closing
+    protocol.connection_lost(None)
