@@ -188,12 +188,20 @@ class _FlushScheduler:
 _schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FlushScheduler] = (
     weakref.WeakKeyDictionary()
 )
+_last: _FlushScheduler | None = None
 
 
 def _scheduler(loop: asyncio.AbstractEventLoop) -> _FlushScheduler:
+    """The loop's scheduler. The last one found is checked first: a weak-keyed lookup
+    makes a weak reference per call (3 us, per connection)."""
+    global _last
+    last = _last
+    if last is not None and last._loop is loop:
+        return last
     scheduler = _schedulers.get(loop)
     if scheduler is None:
         scheduler = _schedulers[loop] = _FlushScheduler(loop)
+    _last = scheduler
     return scheduler
 
 
@@ -287,7 +295,10 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self.handshake_complete = True
         self.conn.state = State.OPEN
         self._reset_parser()
-        self.transport.write(b"".join(parts))
+        # Pending, not written: the app's first frames (its greeting) join it in one write.
+        self._pending.append(b"".join(parts))
+        self._flush_scheduled = True
+        self._scheduler.add(self)
         self.start_keepalive()
         self._fast = True
         if early:
