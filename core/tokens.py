@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 
 from core.errors import ConfigError
+from core.jwt_hmac import DIGESTS, plainly_valid
 from core.settings import Settings
 
 _SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
@@ -64,6 +65,14 @@ class TokenCodec:
         self._algorithm = algorithm
         self._audience = audience
         self._issuer = issuer
+        self._hmac_key: bytes | None = None  # core.jwt_hmac's fast path, when PyJWT takes the key
+        if self._secret is not None and algorithm in DIGESTS:
+            try:
+                jwt.get_algorithm_by_name(algorithm).prepare_key(self._secret)
+            except jwt.InvalidKeyError:
+                pass  # every decode fails; PyJWT says why
+            else:
+                self._hmac_key = self._secret.encode()
 
     @classmethod
     def from_settings(cls, settings: Settings, jwt_secret: str | None) -> TokenCodec:
@@ -80,6 +89,17 @@ class TokenCodec:
         """Raises:
         InvalidToken: with a reason safe to show the client (never the token).
         """
+        if self._hmac_key is not None:
+            claims = plainly_valid(
+                token, self._hmac_key, self._algorithm, time.time(), self._audience, self._issuer
+            )
+            if claims is not None:
+                exp = claims.get("exp")
+                return Claims(claims["sub"], float(exp) if exp is not None else None)
+        return self.verify_with_pyjwt(token)
+
+    def verify_with_pyjwt(self, token: str) -> Claims:
+        """:meth:`verify` without the fast path: PyJWT decides every token."""
         try:
             claims = jwt.decode(
                 token,
