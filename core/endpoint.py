@@ -8,14 +8,24 @@ handler bug never reaches another connection or the server:
 - ``on_connect``: the connection is closed with 1011;
 - an event handler or ``on_message``: the sender gets ``internal_error``, the
   connection stays open;
-- ``on_close`` / ``on_error``: logged, nothing else to do.
+- ``on_close`` / ``on_error``: logged, nothing else to do;
+- a failure of this module's own message handling: logged (phase ``receive``),
+  the connection closed with 1011.
+
+On wsgen's protocol class the ASGI app returns once ``on_connect`` is done and the
+protocol calls the connection's :class:`_Session` back when messages come, so an
+idle connection holds no task (see ``_Session``); on any other server the app's task
+reads messages with ``receive`` as ASGI apps do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import weakref
+from collections.abc import Mapping
 from time import monotonic
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
@@ -30,10 +40,11 @@ from core.envelope import Inbound, ProtocolError, parse
 from core.errors import ClientError, Reject
 from core.limits import RateLimiter
 from core.logging import get_logger
+from core.protocol import EXTENSION, WsgenProtocol
 from core.refresh import BUILTIN_EVENTS
 from core.services import Services
 from core.settings import origins
-from core.sinks import sink_for
+from core.sinks import Sink, sink_for
 from core.validation import describe
 from core.ws import MessageHook, WebSocketHandler
 
@@ -77,23 +88,65 @@ class RouteEndpoint:
         conn = Connection(sink, self.route, ctx.user_id)
         conn.expire_at(ctx.expires_at)
         self._metrics.open.inc()
-        pipelined: dict[asyncio.Task[None], None] = {}
+        session = _Session(self, ctx, conn, sink)
+        protocol = scope.get("extensions", {}).get(EXTENSION)
+        detached = False
         try:
-            if await self._connect(ctx, conn):
-                await self._receive_loop(ctx, conn, receive, pipelined)
+            if not await self._connect(ctx, conn):
+                return
+            if isinstance(protocol, WsgenProtocol):
+                # From here the protocol hands this connection its messages (see
+                # _Session): an idle connection keeps no task and no coroutine.
+                session.protocol = protocol
+                protocol.detach(session.wake)
+                detached = True
+                return
+            while not await self._handle(session, await receive()):
+                pass
         finally:
-            self._metrics.open.dec()  # first, so that a failing clean-up cannot leak it
-            await _drain(pipelined)  # stored messages are broadcast even if their sender left
-            conn.expire_at(None)
-            if self.handler.on_close is not None:
-                try:
-                    await self.handler.on_close(ctx, conn)
-                except Exception as exc:
-                    self._failed("on_close", ctx, conn, exc)
-            # Whatever on_close did or failed to do, no ghost stays in the hub.
-            await self.services.hub.discard(conn)
-            await conn.close(CloseCode.NORMAL_CLOSURE)
-            await sink.stop()
+            if not detached:
+                await session.finish()
+
+    async def _handle(self, session: _Session, message: Mapping[str, Any]) -> bool:
+        """Act on one ASGI message of the connection; True when the connection is over."""
+        conn = session.conn
+        if message["type"] == "websocket.disconnect":
+            conn.gone(message.get("code"))
+            return True
+        text = message.get("text")
+        if text is None:
+            self._metrics.invalid.inc()
+            await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+            return True
+        # The protocol layer refuses larger frames already; this holds on any server.
+        # A character is at most 4 UTF-8 bytes: encode only when it could be too big.
+        max_bytes = self._max_bytes
+        if len(text) * 4 > max_bytes and len(text.encode()) > max_bytes:
+            self._metrics.invalid.inc()
+            metrics.limit_closed("too_big")
+            await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
+            return True
+        limiter = session.limiter
+        if limiter is not None and not limiter.allow(monotonic()):
+            return await self._rate_limited(session.ctx, conn, limiter, text)
+        await self._dispatch(session.ctx, conn, text, session.pipelined)
+        return conn.closed
+
+    async def _finish(self, session: _Session) -> None:
+        """The connection is over: let its work end, run on_close, forget it."""
+        ctx, conn = session.ctx, session.conn
+        self._metrics.open.dec()  # first, so that a failing clean-up cannot leak it
+        await _drain(session.pipelined)  # stored messages are broadcast even if their sender left
+        conn.expire_at(None)
+        if self.handler.on_close is not None:
+            try:
+                await self.handler.on_close(ctx, conn)
+            except Exception as exc:
+                self._failed("on_close", ctx, conn, exc)
+        # Whatever on_close did or failed to do, no ghost stays in the hub.
+        await self.services.hub.discard(conn)
+        await conn.close(CloseCode.NORMAL_CLOSURE)
+        await session.sink.stop()
 
     async def _run_middleware(self, ctx: Context, websocket: WebSocket) -> bool:
         try:
@@ -137,41 +190,6 @@ class RouteEndpoint:
         finally:
             conn.release()
         return True
-
-    async def _receive_loop(
-        self,
-        ctx: Context,
-        conn: Connection,
-        receive: Receive,
-        pipelined: dict[asyncio.Task[None], None],
-    ) -> None:
-        # The raw ASGI receive: Starlette's wrapper only adds state checks, per message.
-        max_bytes = self._max_bytes
-        limiter = RateLimiter.from_settings(self.services.settings, monotonic())
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                conn.gone(message.get("code"))
-                return
-            text = message.get("text")
-            if text is None:
-                self._metrics.invalid.inc()
-                await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
-                return
-            # The protocol layer refuses larger frames already; this holds on any server.
-            # A character is at most 4 UTF-8 bytes: encode only when it could be too big.
-            if len(text) * 4 > max_bytes and len(text.encode()) > max_bytes:
-                self._metrics.invalid.inc()
-                metrics.limit_closed("too_big")
-                await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
-                return
-            if limiter is not None and not limiter.allow(monotonic()):
-                if await self._rate_limited(ctx, conn, limiter, text):
-                    return
-                continue
-            await self._dispatch(ctx, conn, text, pipelined)
-            if conn.closed:
-                return
 
     async def _rate_limited(
         self, ctx: Context, conn: Connection, limiter: RateLimiter, text: str
@@ -293,6 +311,136 @@ class RouteEndpoint:
             error=type(exc).__name__,
             exc_info=exc,
             **fields,
+        )
+
+
+IDLE_RELEASE = 2.0
+"""Seconds (one to two sweeps) without a message after which a connection's task ends."""
+
+
+class _Session:
+    """One accepted connection's state between its messages.
+
+    On wsgen's protocol the session is *detached*: the ASGI app returns after
+    ``on_connect`` and the protocol calls :meth:`wake` when a message (or the
+    disconnect) arrives. A task then handles the messages in order and waits for
+    more; after :data:`IDLE_RELEASE` without one, :class:`_IdleSweeper` lets it end.
+    A connection that is idle thus holds no task and no suspended coroutines (about
+    2.5 KiB each), while a busy one keeps its task (waking a waiting task costs less
+    than starting one per message). On other servers the app's own task loops over
+    ``receive`` as usual.
+    """
+
+    __slots__ = (
+        "active",
+        "conn",
+        "context",
+        "ctx",
+        "endpoint",
+        "finished",
+        "limiter",
+        "pipelined",
+        "protocol",
+        "release",
+        "sink",
+        "task",
+    )
+
+    def __init__(self, endpoint: RouteEndpoint, ctx: Context, conn: Connection, sink: Sink) -> None:
+        self.endpoint = endpoint
+        self.ctx = ctx
+        self.conn = conn
+        self.sink = sink
+        self.limiter = RateLimiter.from_settings(endpoint.services.settings, monotonic())
+        self.pipelined: dict[asyncio.Task[None], None] = {}
+        self.protocol: WsgenProtocol | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.context = contextvars.copy_context()
+        self.finished = False
+        self.active = False  # a message came since the sweeper's last look
+        self.release = False  # the sweeper asks the task to end
+
+    def wake(self) -> None:
+        """Messages are waiting: handle them, unless a task already is."""
+        if self.task is None and not self.finished and self.protocol is not None:
+            # The session's own context: no copy per task (one runs at a time).
+            task = self.protocol.loop.create_task(self._run(), context=self.context)
+            self.task = task
+            self.protocol.tasks.add(task)  # uvicorn's shutdown waits for these
+            _IdleSweeper.of(self.protocol.loop).watch(self)
+
+    async def _run(self) -> None:
+        protocol = self.protocol
+        assert protocol is not None
+        try:
+            while not self.finished:
+                message = protocol.next_message()
+                if message is None:
+                    if self.release:
+                        return
+                    await protocol.message_waiting()
+                    continue
+                self.active = True
+                if await self.endpoint._handle(self, message):
+                    await self.finish()
+        except Exception as exc:  # a bug of ours, not a handler's (those are caught inside)
+            self.endpoint._failed("receive", self.ctx, self.conn, exc)
+            await self.conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+            await self.finish()
+        finally:
+            protocol.tasks.discard(self.task)
+            self.task = None
+            self.release = False
+
+    def sweep(self) -> bool:
+        """The sweeper's look; True while the session's task should still be watched."""
+        if self.task is None:
+            return False
+        if self.active:
+            self.active = False
+            return True
+        self.release = True  # idle for a whole sweep: let the task end
+        assert self.protocol is not None
+        self.protocol.interrupt_wait()
+        return False
+
+    async def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        await self.endpoint._finish(self)
+
+
+class _IdleSweeper:
+    """Every :data:`IDLE_RELEASE` / 2 seconds, ends the tasks of sessions that got no
+    message since the previous sweep. One timer per event loop, armed only while some
+    session has a task."""
+
+    _sweepers: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _IdleSweeper]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._sessions: set[_Session] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _IdleSweeper:
+        sweeper = cls._sweepers.get(loop)
+        if sweeper is None:
+            sweeper = cls._sweepers[loop] = cls(loop)
+        return sweeper
+
+    def watch(self, session: _Session) -> None:
+        self._sessions.add(session)
+        if self._timer is None:
+            self._timer = self._loop.call_later(IDLE_RELEASE / 2, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sessions = {session for session in self._sessions if session.sweep()}
+        self._timer = (
+            self._loop.call_later(IDLE_RELEASE / 2, self._sweep) if self._sessions else None
         )
 
 

@@ -22,6 +22,9 @@ What it adds:
   was already sent and aborts the transport if the peer has not answered within
   ``close_timeout``: ``transport.close()`` would wait forever on a reader that
   stopped reading. Keepalive timeouts abort the same way.
+- **A detached app.** :meth:`detach` lets the app return after the handshake while
+  the connection stays open; the protocol then calls it back when messages are
+  queued (``core.endpoint._Session``), so an idle connection keeps no task.
 - **Shutdown with 1001** (going away), not uvicorn's 1012.
 - **A receive path of its own.** Once the handshake is done, complete frames are
   cut from the stream here; an unfragmented, masked text frame within the size
@@ -49,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -96,13 +100,14 @@ class _Inbox:
     bring thousands of tiny frames, hence no ``pop(0)``.
     """
 
-    __slots__ = ("_head", "_items", "_loop", "_waiter")
+    __slots__ = ("_head", "_items", "_loop", "_waiter", "on_item")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._items: list[Any] = []
         self._head = 0
         self._waiter: asyncio.Future[None] | None = None
+        self.on_item: Callable[[], None] | None = None  # a detached app's wake-up
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
@@ -111,6 +116,14 @@ class _Inbox:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        elif self.on_item is not None:
+            self.on_item()
+
+    def interrupt(self) -> None:
+        """Resolve the waiter without an item (the consumer re-checks why it waited)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def wait(self) -> asyncio.Future[None]:
         """A future done when an item comes (for the one consumer)."""
@@ -216,6 +229,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._inbox = _Inbox(self.loop)
         self.queue = self._inbox  # type: ignore[assignment]
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
+        self._detached = False  # the app returned and is called back (see detach)
         self._fast = False  # frames are cut here (see data_received)
         self._early_data = False
         # Set by upgrade(): the handshake's Sec-WebSocket-Accept, and the bytes that
@@ -533,6 +547,53 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         if not self.read_paused and self.queue.qsize() >= READ_QUEUE_HIGH:
             self.read_paused = True
             self.transport.pause_reading()
+
+    # -- a detached app ------------------------------------------------------------
+
+    def detach(self, wake: Callable[[], None]) -> None:
+        """The app will return without closing the connection; ``wake()`` is called
+        whenever a message (or the disconnect) is queued, and the app takes them with
+        :meth:`next_message`. An idle connection then keeps no task alive."""
+        self._detached = True
+        self._inbox.on_item = wake
+        if not self._inbox.empty():
+            wake()
+
+    def message_waiting(self) -> asyncio.Future[None]:
+        """Done when a message is queued (or :meth:`interrupt_wait` is called)."""
+        return self._inbox.wait()
+
+    def interrupt_wait(self) -> None:
+        self._inbox.interrupt()
+
+    def next_message(self) -> ASGIReceiveEvent | None:
+        """The next queued message, or None (then ``wake`` is called for the next one)."""
+        queue = self._inbox
+        if queue.empty():
+            return None
+        message: ASGIReceiveEvent = queue.get_nowait()
+        if self.read_paused and queue.empty():
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
+
+    async def run_asgi(self) -> None:
+        """uvicorn's, except that a detached app's return does not close the connection."""
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        if self.close_timer is None and not self._detached:
+            self.transport.close()
 
     async def receive(self) -> ASGIReceiveEvent:
         """uvicorn's ``receive`` (the ASGI callable), without a coroutine in between."""

@@ -21,6 +21,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from core.close_codes import CloseCode
+from core.endpoint import IDLE_RELEASE
 from core.protocol import WsgenProtocol
 from core.testing import RunningServer
 from tests.conftest import project_server
@@ -335,3 +336,23 @@ async def test_frames_sent_before_the_101_are_read(cut: int) -> None:
     assert [json.loads(t)["ref"] for t in received] == [1, 2]
     assert not transport.closing
     protocol.connection_lost(None)
+
+
+async def session_tasks(server: RunningServer) -> int:
+    """Tasks uvicorn's shutdown waits for: the connections' session tasks, here."""
+    await asyncio.sleep(0)
+    return len(server.uvicorn.server_state.tasks)
+
+
+async def test_an_idle_connection_keeps_no_task(raw: RawClient, server: RunningServer) -> None:
+    """After on_connect the app returns (the connection is detached): no task waits for
+    a connection that sends nothing; a message starts one, and it ends once idle."""
+    assert await session_tasks(server) == 0
+    await raw.write(ping(1))
+    assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
+    assert await session_tasks(server) == 1  # a busy connection keeps its task
+    async with asyncio.timeout(IDLE_RELEASE * 5):
+        while await session_tasks(server):
+            await asyncio.sleep(0.05)
+    await raw.write(ping(2))  # and the connection is served as before
+    assert await raw.pongs_and_acks(2) == replies_to_pings(range(2, 3))
