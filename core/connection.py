@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import metrics
 from core.close_codes import CloseCode, clip_reason
+from core.deadlines import deadlines
 from core.envelope import Ref, encode, error_frame
 from core.frames import OutFrame
 from core.ids import new_id
@@ -36,12 +37,12 @@ class Connection:
     """
 
     __slots__ = (
-        "_expiry",
         "_held",
         "_hold_limit",
         "_sink",
         "close_code",
         "closed",
+        "deadline_key",
         "id",
         "route",
         "state",
@@ -59,7 +60,7 @@ class Connection:
         # Hub bookkeeping: the broker topics this connection is tracked under.
         self.topics: set[str] = set()
         self._sink = sink
-        self._expiry: asyncio.TimerHandle | None = None
+        self.deadline_key: int | None = None  # its token's expiry (core.deadlines)
         self._held: list[OutFrame] | None = None
         self._hold_limit = 0
 
@@ -132,16 +133,16 @@ class Connection:
 
     def expire_at(self, deadline: float | None) -> None:
         """Close with 4401 at ``deadline`` (Unix time); None disarms. Re-arming replaces."""
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
+        if self.deadline_key is None and deadline is None:
+            return
+        loop = asyncio.get_running_loop()
         if deadline is None or self.closed:
+            deadlines.get(loop).set(self, None)
             return
         delay = max(0.0, deadline - time.time())
-        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+        deadlines.get(loop).set(self, loop.time() + delay)
 
-    def _expire(self) -> None:
-        self._expiry = None
+    def deadline_passed(self) -> None:
         spawn(self.close(CloseCode.TOKEN_EXPIRED, "token expired"))
 
     def __repr__(self) -> str:

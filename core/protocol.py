@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
+import random
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -69,6 +70,8 @@ except ImportError:  # pragma: no cover - websockets without its C extension
 
 from core import metrics
 from core.close_codes import CloseCode
+from core.deadlines import deadlines
+from core.loops import PerLoop
 
 if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -198,24 +201,7 @@ class _FlushScheduler:
             protocol._flush()
 
 
-_schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _FlushScheduler] = (
-    weakref.WeakKeyDictionary()
-)
-_last: _FlushScheduler | None = None
-
-
-def _scheduler(loop: asyncio.AbstractEventLoop) -> _FlushScheduler:
-    """The loop's scheduler. The last one found is checked first: a weak-keyed lookup
-    makes a weak reference per call (3 us, per connection)."""
-    global _last
-    last = _last
-    if last is not None and last._loop is loop:
-        return last
-    scheduler = _schedulers.get(loop)
-    if scheduler is None:
-        scheduler = _schedulers[loop] = _FlushScheduler(loop)
-    _last = scheduler
-    return scheduler
+_schedulers = PerLoop(_FlushScheduler)
 
 
 class WsgenProtocol(WebSocketsSansIOProtocol):
@@ -225,7 +211,10 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._pending: list[bytes] = []
         self._flush_scheduled = False
         self._paused = False
-        self._scheduler = _scheduler(self.loop)
+        self._scheduler = _schedulers.get(self.loop)
+        self._deadlines = deadlines.get(self.loop)
+        self.deadline_key: int | None = None  # the next keepalive ping, or its pong's
+        self._awaiting_pong = False
         self._inbox = _Inbox(self.loop)
         self.queue = self._inbox  # type: ignore[assignment]
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
@@ -613,6 +602,48 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             self.close_now(CloseCode.GOING_AWAY, "server shutting down")
             return
         super().shutdown()
+
+    # -- keepalive, on the loop's shared deadlines (core.deadlines), not two timers --
+
+    def schedule_ping(self) -> None:
+        self._awaiting_pong = False
+        delay = max(0.0, (self.ping_interval or 0.0) - self.last_ping_rtt)
+        self._deadlines.set(self, self.loop.time() + delay)
+
+    def stop_keepalive(self) -> None:
+        self._deadlines.set(self, None)
+        self._awaiting_pong = False
+        self.pending_ping_payload = None
+
+    def deadline_passed(self) -> None:
+        if self._awaiting_pong:
+            self._awaiting_pong = False
+            self.keepalive_timeout()
+        else:
+            self.send_keepalive_ping()
+
+    def send_keepalive_ping(self) -> None:
+        """uvicorn's, with the pong's deadline on the shared deadlines."""
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.pending_ping_payload = struct.pack("!I", random.getrandbits(32))
+        self.ping_sent_at = self.loop.time()
+        self.conn.send_ping(self.pending_ping_payload)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        if self.ping_timeout is not None:
+            self._awaiting_pong = True
+            self._deadlines.set(self, self.loop.time() + self.ping_timeout)
+        else:
+            self.schedule_ping()
+
+    def handle_pong(self, event: Any) -> None:
+        """uvicorn's: the pong of the ping in flight schedules the next ping."""
+        if self.pending_ping_payload is None or bytes(event.data) != self.pending_ping_payload:
+            return
+        self.last_ping_rtt = self.loop.time() - self.ping_sent_at
+        self.pending_ping_payload = None
+        if self._awaiting_pong:
+            self.schedule_ping()
 
     def keepalive_timeout(self) -> None:
         if not self.close_sent and not self.transport.is_closing():
