@@ -54,14 +54,18 @@ import logging
 import random
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.protocol import Protocol, State
+from websockets.server import ServerProtocol
 
 try:
     from websockets.speedups import apply_mask
@@ -70,7 +74,7 @@ except ImportError:  # pragma: no cover - websockets without its C extension
 
 from core import metrics
 from core.close_codes import CloseCode
-from core.deadlines import deadlines
+from core.deadlines import Deadlines, deadlines
 from core.loops import PerLoop
 
 if TYPE_CHECKING:
@@ -204,32 +208,148 @@ class _FlushScheduler:
 _schedulers = PerLoop(_FlushScheduler)
 
 
+def _server_class(
+    cls: type[WsgenProtocol],
+    config: Config,
+    server_state: ServerState,
+    app_state: dict[str, Any],
+    loop: asyncio.AbstractEventLoop,
+) -> type[WsgenProtocol]:
+    """A subclass of ``cls`` holding, as class attributes, what uvicorn's
+    ``__init__`` copies into every connection although the server's connections
+    share it (config, app, loop, logger, the server's sets...). One per server."""
+    global _last_server_class
+    last = _last_server_class
+    if last is not None and last[0] == (cls, config, server_state, app_state, loop):
+        return last[1]
+    if not config.loaded:
+        config.load()
+    shared = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "config": config,
+        "app": config.loaded_app,
+        "loop": loop,
+        "logger": logging.getLogger("uvicorn.error"),
+        "root_path": config.root_path,
+        "asgi_version": config.asgi_version,
+        "app_state": app_state,
+        "server_state": server_state,
+        "connections": server_state.connections,
+        "tasks": server_state.tasks,
+        "ping_interval": config.ws_ping_interval,
+        "ping_timeout": config.ws_ping_timeout,
+        "_scheduler": _schedulers.get(loop),
+        "_deadlines": deadlines.get(loop),
+        "_extensions": config.ws_per_message_deflate,
+    }
+    server_class = type(cls.__name__, (cls,), shared)
+    _last_server_class = ((cls, config, server_state, app_state, loop), server_class)
+    return server_class
+
+
+_last_server_class: tuple[tuple[Any, ...], type[WsgenProtocol]] | None = None
+
+
 class WsgenProtocol(WebSocketsSansIOProtocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.queue_limit = DEFAULT_QUEUE_LIMIT
-        self._pending: list[bytes] = []
-        self._flush_scheduled = False
-        self._paused = False
-        self._scheduler = _schedulers.get(self.loop)
-        self._deadlines = deadlines.get(self.loop)
-        self.deadline_key: int | None = None  # the next keepalive ping, or its pong's
-        self._awaiting_pong = False
+    """uvicorn's websockets-sansio protocol with wsgen's send and receive paths.
+
+    Instances keep only what differs between connections. CPython shares one key
+    table among the instance dicts of a class while the class has fewer than 30
+    attribute names; uvicorn's ``__init__`` set 34, so every connection carried a
+    full dict of its own (1.5 KiB instead of 0.3). Here what the server's
+    connections share lives on a per-server subclass (:func:`_server_class`, which
+    ``__new__`` picks), and per-connection state that starts out the same is a
+    class default until a connection changes it.
+    """
+
+    # What uvicorn's __init__ sets (and _server_class does not): defaults.
+    transport: asyncio.Transport = None  # type: ignore[assignment]
+    server: tuple[str, int | None] | None = None
+    client: tuple[str, int] | None = None
+    scheme: Literal["wss", "ws"] = None  # type: ignore[assignment]
+    handshake_initiated = False
+    handshake_complete = False
+    close_sent = False
+    disconnected = False
+    close_timer: asyncio.TimerHandle | None = None
+    close_timeout = 10.0
+    initial_response: tuple[int, list[tuple[str, str]], bytes] | None = None
+    read_paused = False
+    ping_timer: asyncio.TimerHandle | None = None
+    pong_timer: asyncio.TimerHandle | None = None
+    pending_ping_payload: bytes | None = None
+    ping_sent_at = 0.0
+    last_ping_rtt = 0.0
+    curr_msg_data_type: Literal["text", "bytes"] = "bytes"
+    request = None  # type: ignore[assignment]  # websockets' handshake objects,
+    response = None  # type: ignore[assignment]  # set on uvicorn's path only
+    # wsgen's.
+    server_state: ServerState
+    _scheduler: _FlushScheduler
+    _deadlines: Deadlines
+    _extensions: bool
+    queue_limit = DEFAULT_QUEUE_LIMIT
+    _flush_scheduled = False
+    _paused = False
+    deadline_key: int | None = None  # the next keepalive ping, or its pong's
+    _awaiting_pong = False
+    _detached = False  # the app returned and is called back (see detach)
+    _fast = False  # frames are cut here (see data_received)
+    _early_data = False
+    # Set by upgrade(): the handshake's Sec-WebSocket-Accept, and the bytes that came
+    # behind the request, until the 101 is sent.
+    _accept: bytes | None = None
+    _early: list[bytes] | None = None
+    # The pieces of a frame not yet complete (a list once there are), their size, and
+    # the size the frame needs.
+    _unread: list[bytes] | tuple[()] = ()
+    _unread_size = 0
+    _unread_need = 0
+
+    def __new__(
+        cls,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> WsgenProtocol:
+        loop = _loop or asyncio.get_event_loop()
+        return super().__new__(_server_class(cls, config, server_state, app_state, loop))
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """uvicorn's ``__init__``, for what is this connection's own."""
         self._inbox = _Inbox(self.loop)
-        self.queue = self._inbox  # type: ignore[assignment]
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
-        self._detached = False  # the app returned and is called back (see detach)
-        self._fast = False  # frames are cut here (see data_received)
-        self._early_data = False
-        # Set by upgrade(): the handshake's Sec-WebSocket-Accept, and the bytes that
-        # came behind the request, until the 101 is sent.
-        self._accept: bytes | None = None
-        self._early: list[bytes] | None = None
-        self.request = self.response = None  # type: ignore[assignment]  # websockets' handshake
-        # The pieces of a frame not yet complete, their size, and the size it needs.
-        self._unread: list[bytes] = []
-        self._unread_size = 0
-        self._unread_need = 0
+        extensions = []
+        if self._extensions:
+            extensions = [
+                ServerPerMessageDeflateFactory(
+                    server_max_window_bits=12,
+                    client_max_window_bits=12,
+                    compress_settings={"memLevel": 5},
+                )
+            ]
+        self.conn = ServerProtocol(
+            extensions=extensions, max_size=self.config.ws_max_size, logger=self.logger
+        )
+        self.frames: list[bytes] = []
+        self._pending: list[bytes] = []
+
+    @property
+    def queue(self) -> _Inbox:  # type: ignore[override]
+        return self._inbox
+
+    @property
+    def default_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
+        """The server's, as of now (its Date changes every second)."""
+        return self.server_state.default_headers
 
     # -- the receive path ---------------------------------------------------------
 
@@ -335,7 +455,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             if self._unread_size < self._unread_need:
                 return  # the frame is still incomplete: join the pieces once, later
             data = b"".join(self._unread)
-            self._unread = []
+            self._unread = ()
         if self.close_sent or self.conn.state is not State.OPEN:
             # Closing: what the peer sends now is dropped, its close reply awaited
             # (uvicorn's path, which websockets drives).
@@ -509,7 +629,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         for nothing. websockets' parser keeps the request in its generator's frame,
         so it is replaced by a fresh frame parser (the same one the server side runs
         after the handshake; nothing is buffered, so no byte is lost)."""
-        self.request = self.response = None  # type: ignore[assignment]
+        self.request = self.response = None
         self._reset_parser()
 
     def _reset_parser(self) -> None:
