@@ -239,7 +239,7 @@ def _server_class(
         "tasks": server_state.tasks,
         "ping_interval": config.ws_ping_interval,
         "ping_timeout": config.ws_ping_timeout,
-        "_scheduler": _schedulers.get(loop),
+        "_server_scheduler": _schedulers.get(loop),
         "_deadlines": deadlines.get(loop),
         "_extensions": config.ws_per_message_deflate,
     }
@@ -267,7 +267,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     transport: asyncio.Transport = None  # type: ignore[assignment]
     server: tuple[str, int | None] | None = None
     client: tuple[str, int] | None = None
-    scheme: Literal["wss", "ws"] = None  # type: ignore[assignment]
+    scheme: Literal["wss", "ws"] = "ws"
     handshake_initiated = False
     handshake_complete = False
     close_sent = False
@@ -280,13 +280,14 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     pong_timer: asyncio.TimerHandle | None = None
     pending_ping_payload: bytes | None = None
     ping_sent_at = 0.0
-    last_ping_rtt = 0.0
+    # A message's fragments (uvicorn's path); a list once there are some.
+    frames: list[bytes] = ()  # type: ignore[assignment]
     curr_msg_data_type: Literal["text", "bytes"] = "bytes"
     request = None  # type: ignore[assignment]  # websockets' handshake objects,
     response = None  # type: ignore[assignment]  # set on uvicorn's path only
     # wsgen's.
     server_state: ServerState
-    _scheduler: _FlushScheduler
+    _server_scheduler: _FlushScheduler
     _deadlines: Deadlines
     _extensions: bool
     queue_limit = DEFAULT_QUEUE_LIMIT
@@ -324,7 +325,12 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        """uvicorn's ``__init__``, for what is this connection's own."""
+        """uvicorn's ``__init__``, for what is this connection's own.
+
+        Every attribute a connection sets in its usual life is set here, in one order,
+        so that all take a place in the shared key table (29 at most): read from the
+        class instead, an attribute costs a dictionary miss and a type lookup each time.
+        """
         self._inbox = _Inbox(self.loop)
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
         extensions = []
@@ -339,8 +345,23 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self.conn = ServerProtocol(
             extensions=extensions, max_size=self.config.ws_max_size, logger=self.logger
         )
-        self.frames: list[bytes] = []
         self._pending: list[bytes] = []
+        self._scheduler = self._server_scheduler
+        self.transport = None  # type: ignore[assignment]
+        self.server = self.client = None
+        self.scope = None  # type: ignore[assignment]
+        self.handshake_initiated = self.handshake_complete = False
+        self.close_sent = self.disconnected = self.read_paused = False
+        self._paused = self._flush_scheduled = self._fast = False
+        self._accept = None
+        self._early = None
+        self._unread = ()
+        self._unread_size = self._unread_need = 0
+        self.deadline_key = None
+        self._awaiting_pong = False
+        self.pending_ping_payload = None
+        self.ping_sent_at = 0.0
+        self._detached = False
 
     @property
     def queue(self) -> _Inbox:  # type: ignore[override]
@@ -363,7 +384,8 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self.transport = http.transport
         self.server = http.server
         self.client = http.client
-        self.scheme = "wss" if http.scheme == "https" else "ws"
+        if http.scheme == "https":
+            self.scheme = "wss"
         self.handshake_initiated = True
         self._accept = accept
         self._early = [rest] if rest else []
@@ -641,7 +663,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     def send_receive_event_to_app(self) -> None:
         """uvicorn's, but reading pauses only past ``READ_QUEUE_HIGH`` waiting messages."""
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
-        self.frames = []
+        self.frames = ()  # type: ignore[assignment]
         if self.close_sent:
             return
         if self.curr_msg_data_type == "text":
@@ -727,8 +749,12 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
 
     def schedule_ping(self) -> None:
         self._awaiting_pong = False
-        delay = max(0.0, (self.ping_interval or 0.0) - self.last_ping_rtt)
-        self._deadlines.set(self, self.loop.time() + delay)
+        # uvicorn's delay, ping_interval less the last round trip: the next ping goes
+        # ping_interval after the last one was sent (or after now, before the first).
+        interval = self.ping_interval or 0.0
+        now = self.loop.time()
+        due = max(now, self.ping_sent_at + interval) if self.ping_sent_at else now + interval
+        self._deadlines.set(self, due)
 
     def stop_keepalive(self) -> None:
         self._deadlines.set(self, None)
@@ -760,7 +786,6 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         """uvicorn's: the pong of the ping in flight schedules the next ping."""
         if self.pending_ping_payload is None or bytes(event.data) != self.pending_ping_payload:
             return
-        self.last_ping_rtt = self.loop.time() - self.ping_sent_at
         self.pending_ping_payload = None
         if self._awaiting_pong:
             self.schedule_ping()

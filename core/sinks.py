@@ -40,7 +40,8 @@ class ProtocolSink:
     __slots__ = ("_protocol",)
 
     def __init__(self, protocol: WsgenProtocol, queue_limit: int) -> None:
-        protocol.queue_limit = queue_limit
+        if protocol.queue_limit != queue_limit:  # usually the class's default: no own copy
+            protocol.queue_limit = queue_limit
         self._protocol = protocol
 
     def send(self, frame: OutFrame, batch: bool = False) -> bool:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import struct
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -106,6 +108,12 @@ async def server(settings: Any) -> AsyncIterator[RunningServer]:
 
 @pytest.fixture
 async def raw(server: RunningServer) -> AsyncIterator[RawClient]:
+    async with open_raw(server) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def open_raw(server: RunningServer) -> AsyncIterator[RawClient]:
     reader, writer = await asyncio.open_connection(server.host, server.port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write(
@@ -143,6 +151,32 @@ async def test_the_handshake_is_not_kept(raw: RawClient, server: RunningServer) 
     assert protocol.request is None and protocol.response is None
     await raw.write(ping(1))
     assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
+
+
+async def test_a_connection_keeps_its_attributes_in_a_shared_key_dict(
+    settings: Any,
+) -> None:
+    """CPython shares one key table among the instance dicts of a class while it has
+    fewer than 30 attribute names; past that, every connection's dict is a full one
+    (1.5 KiB instead of 0.3). Checked after messages and keepalive pings, which set
+    the attributes a connection adds after its handshake."""
+    async with (
+        project_server(settings, rate_limit=0, ping_interval=0.1, ping_timeout=5) as server,
+        open_raw(server) as raw,
+    ):
+        await raw.write(ping(1))
+        assert await raw.pongs_and_acks(2) == replies_to_pings(range(1, 2))
+        for _ in range(2):  # two keepalive rounds: the server's ping, our pong
+            opcode, payload = await raw.read_frame()
+            assert opcode == PING
+            await raw.write(frame(PONG, payload))
+        await raw.write(ping(2))
+        assert await raw.pongs_and_acks(2) == replies_to_pings(range(2, 3))
+        (protocol,) = [
+            p for p in server.uvicorn.server_state.connections if isinstance(p, WsgenProtocol)
+        ]
+        assert len(vars(protocol)) < 30
+        assert sys.getsizeof(vars(protocol)) < 600, sorted(vars(protocol))
 
 
 def ping(ref: int) -> bytes:
