@@ -61,7 +61,7 @@ test: system-deps $(STAMP) $(NODE_WS)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/own.py
 
 # 500 clients chatting for WSGEN_SOAK_SECONDS (120) against `wsgen serve`; see tests/test_soak.py.
 soak: $(STAMP)

@@ -1,31 +1,37 @@
 #!/usr/bin/env node
-// wsgen's own fan-out load generator: the shared harness's fanout scenario, with a
-// receive side cheap enough not to be the limit.
+// wsgen's own load generator: two of the shared harness's scenarios, with a client
+// cheap enough not to be the limit.
 //
-// The harness's generator (loadgen.mjs, the `ws` library) saturates its core near
-// 400k deliveries/s, below what wsgen serves. Here each subscriber is a plain TCP
+// fanout: the harness's generator (loadgen.mjs, the `ws` library) saturates its core
+// near 400k deliveries/s, below what wsgen serves. Here each subscriber is a plain TCP
 // socket with a minimal RFC 6455 reader: frames are cut from the stream, and a chat
 // frame's send time, publisher and sequence number are read from the "B|<ms>|<idx>|
 // <seq>|" marker in its bytes; no per-frame string, JSON or event object. Every 97th
-// chat frame is parsed as JSON and checked, as the harness does.
+// chat frame is parsed as JSON and checked, as the harness does. Same plan and measure
+// as the harness (one room, `--subs` subscribers and a publisher, `--msgs` messages with
+// at most `--window` not yet delivered to every subscriber).
 //
-// Same plan and measure as the harness (one room, `--subs` subscribers and a
-// publisher, `--msgs` messages with at most `--window` not yet delivered to every
-// subscriber): prints one JSON line with msgs_per_s, p50/p99 latency and the server's
-// and the generator's CPU.
+// connections: `--conns` connections in rooms of `--room-size`, `--connect-concurrency`
+// handshakes in flight, each done when its `connected` frame arrives, as the harness
+// counts them. The harness's generator signs each token while it connects and runs
+// each handshake through the `ws` library's HTTP client; here tokens are signed before
+// the clock starts and the handshake is a raw request on a TCP socket.
 //
-//   node bench/fanout.mjs --url 'ws://127.0.0.1:8765/ws/comms/chat-rooms/{room}' \
+// Prints one JSON line with the figures and the server's and the generator's CPU.
+//
+//   node bench/generator.mjs --url 'ws://127.0.0.1:8765/ws/comms/chat-rooms/{room}' \
 //        --room ROOM --jwt-secret S --server-pid PID [--subs 1000 --msgs 200 --window 20]
-//   node bench/fanout.mjs --print-plan --room ROOM   # {"rooms": {ROOM: [users]}}
+//   node bench/generator.mjs --scenario connections --url ... --server-pid PID [--conns 5000]
+//   node bench/generator.mjs --print-plan [--scenario S] [--room ROOM]   # {"rooms": {...}}
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import { performance } from "node:perf_hooks";
 
 const opt = {
-  url: "ws://127.0.0.1:8765/ws/comms/chat-rooms/{room}", room: "fanout-room",
+  scenario: "fanout", url: "ws://127.0.0.1:8765/ws/comms/chat-rooms/{room}", room: "fanout-room",
   "jwt-secret": "", "server-pid": "", subs: 1000, msgs: 200, window: 20,
-  "connect-concurrency": 200, timeout: 120, "print-plan": false,
+  conns: 5000, "room-size": 10, "connect-concurrency": 200, timeout: 120, "print-plan": false,
 };
 for (let i = 2; i < process.argv.length; i++) {
   const key = process.argv[i].replace(/^--/, "");
@@ -34,11 +40,16 @@ for (let i = 2; i < process.argv.length; i++) {
     : typeof opt[key] === "number" ? Number(process.argv[++i]) : process.argv[++i];
 }
 const users = [...Array(opt.subs).keys()].map((i) => `s${i}`).concat(["pub0"]);
+const connRooms = {}; // connections: room -> users
+for (let i = 0; i < opt.conns; i++) {
+  (connRooms[`${opt.room}-${Math.floor(i / opt["room-size"])}`] ??= []).push(`c${i}`);
+}
 if (opt["print-plan"]) {
-  process.stdout.write(JSON.stringify({ rooms: { [opt.room]: users } }) + "\n");
+  const rooms = opt.scenario === "connections" ? connRooms : { [opt.room]: users };
+  process.stdout.write(JSON.stringify({ rooms }) + "\n");
   process.exit(0);
 }
-const log = (...a) => process.stderr.write(`[fanout.mjs] ${a.join(" ")}\n`);
+const log = (...a) => process.stderr.write(`[generator.mjs ${opt.scenario}] ${a.join(" ")}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const deadline = performance.now() + opt.timeout * 1000;
@@ -78,10 +89,13 @@ const stats = { joined: 0, chat: 0, other: 0, checked: 0, bad: 0, echo: 0 };
 
 // One client: a TCP socket speaking just enough WebSocket.
 class Client {
-  constructor(uid, idx) { this.uid = uid; this.idx = idx; this.buf = null; this.onChat = null; this.seen = 0; }
+  constructor(uid, idx, room = opt.room, token = null) {
+    this.uid = uid; this.idx = idx; this.room = room; this.token = token;
+    this.buf = null; this.onChat = null; this.seen = 0;
+  }
 
   connect() {
-    const url = new URL(opt.url.replaceAll("{room}", encodeURIComponent(opt.room)));
+    const url = new URL(opt.url.replaceAll("{room}", encodeURIComponent(this.room)));
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host: url.hostname, port: Number(url.port), noDelay: true });
       this.sock = sock;
@@ -91,7 +105,7 @@ class Client {
       sock.on("connect", () => sock.write(
         `GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\n` +
         `Connection: Upgrade\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString("base64")}\r\n` +
-        `Sec-WebSocket-Version: 13\r\nAuthorization: Bearer ${tokenFor(this.uid)}\r\n\r\n`));
+        `Sec-WebSocket-Version: 13\r\nAuthorization: Bearer ${this.token ?? tokenFor(this.uid)}\r\n\r\n`));
       const onHandshake = (data) => {
         head = Buffer.concat([head, data]);
         const end = head.indexOf("\r\n\r\n");
@@ -167,8 +181,8 @@ async function connectAll(specs) {
   let next = 0;
   async function worker() {
     while (next < specs.length) {
-      const [uid, idx] = specs[next++];
-      clients.push(await new Client(uid, idx).connect());
+      const [uid, idx, room, token] = specs[next++];
+      clients.push(await new Client(uid, idx, room, token).connect());
     }
   }
   await Promise.all(Array.from({ length: Math.min(opt["connect-concurrency"], specs.length) }, worker));
@@ -177,7 +191,42 @@ async function connectAll(specs) {
 
 function percentile(sorted, p) { return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]; }
 
+function serverRssKiB() {
+  if (!opt["server-pid"]) return null;
+  const line = fs.readFileSync(`/proc/${opt["server-pid"]}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+  return line ? Number(line[1]) : null;
+}
+
+async function connections() {
+  const specs = [];
+  for (const [room, members] of Object.entries(connRooms)) {
+    for (const uid of members) specs.push([uid, specs.length, room, tokenFor(uid)]);
+  }
+  const expectJoined = Object.values(connRooms).reduce((a, u) => a + (u.length * (u.length - 1)) / 2, 0);
+  await sleep(300);
+  const rss0 = serverRssKiB();
+  const cpu = new CpuMeter();
+  const start = performance.now();
+  const clients = await connectAll(specs);
+  const seconds = (performance.now() - start) / 1000;
+  const usage = cpu.stop();
+  while (stats.joined < expectJoined && performance.now() < deadline) await sleep(20);
+  await sleep(500);
+  const rss1 = serverRssKiB();
+  for (const c of clients) c.sock.destroy();
+  process.stdout.write(JSON.stringify({
+    scenario: "connections", generator: "bench/generator.mjs", requested: specs.length,
+    opened: clients.length, room_size: opt["room-size"], joined_frames: stats.joined,
+    expected_joined_frames: expectJoined, handshakes_per_s: Math.round(clients.length / seconds),
+    connect_s: round(seconds, 3),
+    rss_kib_per_conn: rss0 == null ? null : round((rss1 - rss0) / Math.max(1, clients.length), 2),
+    ...usage,
+  }) + "\n");
+  process.exit(0);
+}
+
 async function main() {
+  if (opt.scenario === "connections") return connections();
   const t0 = performance.now();
   const subs = await connectAll(users.slice(0, opt.subs).map((u, i) => [u, i]));
   const [pub] = await connectAll([[users[opt.subs], opt.subs]]);
@@ -214,7 +263,7 @@ async function main() {
   for (const c of [...subs, pub]) c.sock.destroy();
   const sorted = Float64Array.from(lat.subarray(0, delivered)).sort();
   process.stdout.write(JSON.stringify({
-    scenario: "fanout", generator: "bench/fanout.mjs", subscribers: n, messages: M, window: W,
+    scenario: "fanout", generator: "bench/generator.mjs", subscribers: n, messages: M, window: W,
     expected_deliveries: n * M, delivered, delivered_ratio: round(delivered / (n * M), 4),
     msgs_per_s: Math.round(delivered / elapsed), elapsed_s: round(elapsed, 3),
     p50_ms: round(percentile(sorted, 50), 3), p99_ms: round(percentile(sorted, 99), 3),
