@@ -22,6 +22,7 @@ from core.loops import PerLoop
 
 RESOLUTION = 0.25  # seconds
 _FIRING = -1  # the key of an owner whose bucket is being fired
+COMPACT_SLACK = 64
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,15 @@ class HasDeadline(Protocol):
 
 
 class Deadlines:
-    __slots__ = ("_buckets", "_keys", "_loop", "_timer", "_timer_key")
+    __slots__ = ("_buckets", "_keys", "_loop", "_timer_key")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._buckets: dict[int, set[HasDeadline]] = {}
         self._keys: list[int] = []  # a heap of bucket keys; a key whose bucket went is skipped
-        self._timer: asyncio.TimerHandle | None = None
+        # The bucket the loop's timer is armed for. The timer's handle is not kept (the
+        # loop keeps it, and the handle its loop): a timer armed for an earlier bucket
+        # supersedes it, and a superseded timer does nothing when it fires.
         self._timer_key: int | None = None
 
     def set(self, owner: HasDeadline, when: float | None) -> None:
@@ -54,6 +57,7 @@ class Deadlines:
                 bucket.discard(owner)
                 if not bucket:
                     del self._buckets[key]
+                    self._compact()
         if when is None:
             return
         key = math.ceil(when / RESOLUTION)
@@ -66,14 +70,22 @@ class Deadlines:
         bucket.add(owner)
         owner.deadline_key = key
 
+    def _compact(self) -> None:
+        """Drop the heap's keys of buckets that went: connections that come and go with
+        the same deadline (a reconnecting client's token expiry) would otherwise leave
+        one key each until that time."""
+        if len(self._keys) > 2 * len(self._buckets) + COMPACT_SLACK:
+            self._keys = list(self._buckets)
+            heapq.heapify(self._keys)
+
     def _arm(self, key: int) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer_key = key
-        self._timer = self._loop.call_at(key * RESOLUTION, self._fire, key)
+        self._loop.call_at(key * RESOLUTION, self._fire, key)
 
     def _fire(self, fired: int) -> None:
-        self._timer = self._timer_key = None
+        if fired != self._timer_key:
+            return  # superseded
+        self._timer_key = None
         due: list[HasDeadline] = []
         keys = self._keys
         while keys and keys[0] <= fired:
@@ -92,6 +104,7 @@ class Deadlines:
                 owner.deadline_passed()
             except Exception:
                 log.exception("deadline callback failed")
+        keys = self._keys  # a callback may have compacted the heap into a new list
         while keys and keys[0] not in self._buckets:
             heapq.heappop(keys)
         if keys and (self._timer_key is None or keys[0] < self._timer_key):

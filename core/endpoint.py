@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
 from collections.abc import Mapping
 from time import monotonic
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
@@ -40,6 +39,7 @@ from core.envelope import Inbound, ProtocolError, parse
 from core.errors import ClientError, Reject
 from core.limits import RateLimiter
 from core.logging import get_logger
+from core.loops import PerLoop
 from core.protocol import EXTENSION, WsgenProtocol
 from core.refresh import BUILTIN_EVENTS
 from core.services import Services
@@ -367,7 +367,7 @@ class _Session:
             task = self.protocol.loop.create_task(self._run(), context=self.context)
             self.task = task
             self.protocol.tasks.add(task)  # uvicorn's shutdown waits for these
-            _IdleSweeper.of(self.protocol.loop).watch(self)
+            _sweepers.get(self.protocol.loop).watch(self)
 
     async def _run(self) -> None:
         protocol = self.protocol
@@ -416,32 +416,25 @@ class _IdleSweeper:
     message since the previous sweep. One timer per event loop, armed only while some
     session has a task."""
 
-    _sweepers: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _IdleSweeper]] = (
-        weakref.WeakKeyDictionary()
-    )
-
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._sessions: set[_Session] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _IdleSweeper:
-        sweeper = cls._sweepers.get(loop)
-        if sweeper is None:
-            sweeper = cls._sweepers[loop] = cls(loop)
-        return sweeper
+        self._armed = False  # (the timer's handle is not kept: it refers to its loop)
 
     def watch(self, session: _Session) -> None:
         self._sessions.add(session)
-        if self._timer is None:
-            self._timer = self._loop.call_later(IDLE_RELEASE / 2, self._sweep)
+        if not self._armed:
+            self._armed = True
+            self._loop.call_later(IDLE_RELEASE / 2, self._sweep)
 
     def _sweep(self) -> None:
         self._sessions = {session for session in self._sessions if session.sweep()}
-        self._timer = (
-            self._loop.call_later(IDLE_RELEASE / 2, self._sweep) if self._sessions else None
-        )
+        self._armed = bool(self._sessions)
+        if self._armed:
+            self._loop.call_later(IDLE_RELEASE / 2, self._sweep)
+
+
+_sweepers = PerLoop(_IdleSweeper)
 
 
 async def _drain(pipelined: dict[asyncio.Task[None], None]) -> None:

@@ -32,7 +32,17 @@ carry the same header, so it is decoded once, not per handshake."""
 _PLAIN_HEADERS_MAX = 64
 
 
+_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+"""The characters that may end a segment of length 2 or 3 modulo 4: those whose bits
+past the last whole byte are zero. The decoder ignores those bits; PyJWT refuses a
+segment that does not re-encode to itself, so another last character is a different
+token to it (and would let anyone make copies of a valid token)."""
+
+
 def _segment(text: str) -> bytes:
+    last = _LAST.get(len(text) % 4)
+    if last is not None and text[-1] not in last:
+        raise binascii.Error("not canonical base64")
     return binascii.a2b_base64(text.encode().translate(_URLSAFE) + b"=" * (-len(text) % 4))
 
 
@@ -94,7 +104,7 @@ def plainly_valid(
         return None
     if audience is not None:
         aud = payload.get("aud")
-        if not (
+        if not aud or not (
             aud == audience
             or (type(aud) is list and audience in aud and all(type(a) is str for a in aud))
         ):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -13,8 +13,10 @@ T = TypeVar("T")
 class PerLoop(Generic[T]):
     """``factory(loop)``, made on first use for each loop.
 
-    The last one found is checked first: a weak-keyed lookup makes a weak reference
-    per call (3 us), and this is asked once per connection.
+    The factory gets a weak proxy of the loop: a helper that held its loop strongly,
+    kept in a dictionary weakly keyed by that loop, would keep every loop alive.
+    The last loop asked about is checked first: a weak-keyed lookup makes a weak
+    reference per call (3 us), and this is asked once per connection.
     """
 
     __slots__ = ("_factory", "_last", "_last_loop", "_made")
@@ -24,14 +26,15 @@ class PerLoop(Generic[T]):
         self._made: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
             weakref.WeakKeyDictionary()
         )
-        self._last_loop: asyncio.AbstractEventLoop | None = None
+        self._last_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._last: T | None = None
 
     def get(self, loop: asyncio.AbstractEventLoop) -> T:
-        if loop is self._last_loop:
+        if self._last_loop is not None and self._last_loop() is loop:
             return self._last  # type: ignore[return-value]
         made = self._made.get(loop)
         if made is None:
-            made = self._made[loop] = self._factory(loop)
-        self._last_loop, self._last = loop, made
+            proxy = cast(asyncio.AbstractEventLoop, weakref.proxy(loop))
+            made = self._made[loop] = self._factory(proxy)
+        self._last_loop, self._last = weakref.ref(loop), made
         return made

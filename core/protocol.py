@@ -218,10 +218,11 @@ def _server_class(
     """A subclass of ``cls`` holding, as class attributes, what uvicorn's
     ``__init__`` copies into every connection although the server's connections
     share it (config, app, loop, logger, the server's sets...). One per server."""
-    global _last_server_class
-    last = _last_server_class
-    if last is not None and last[0] == (cls, config, server_state, app_state, loop):
-        return last[1]
+    bound = (cls, config, server_state, app_state, loop)
+    key = tuple(map(id, bound))
+    known = _server_classes.get(key)
+    if known is not None and all(a is b for a, b in zip(known[0], bound, strict=True)):
+        return known[1]
     if not config.loaded:
         config.load()
     shared = {
@@ -244,11 +245,16 @@ def _server_class(
         "_extensions": config.ws_per_message_deflate,
     }
     server_class = type(cls.__name__, (cls,), shared)
-    _last_server_class = ((cls, config, server_state, app_state, loop), server_class)
+    if len(_server_classes) >= _SERVER_CLASSES_MAX:
+        del _server_classes[next(iter(_server_classes))]  # the oldest
+    _server_classes[key] = (bound, server_class)
     return server_class
 
 
-_last_server_class: tuple[tuple[Any, ...], type[WsgenProtocol]] | None = None
+_server_classes: dict[tuple[int, ...], tuple[tuple[Any, ...], type[WsgenProtocol]]] = {}
+"""By the identities of class, config, server state, app state and loop (kept with
+the class, so that an id reused by a new object is told apart)."""
+_SERVER_CLASSES_MAX = 8
 
 
 class WsgenProtocol(WebSocketsSansIOProtocol):
@@ -292,6 +298,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     _extensions: bool
     queue_limit = DEFAULT_QUEUE_LIMIT
     _flush_scheduled = False
+    _head_pending = False  # the 101 is in _pending, not yet written
     _paused = False
     deadline_key: int | None = None  # the next keepalive ping, or its pong's
     _awaiting_pong = False
@@ -352,7 +359,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self.scope = None  # type: ignore[assignment]
         self.handshake_initiated = self.handshake_complete = False
         self.close_sent = self.disconnected = self.read_paused = False
-        self._paused = self._flush_scheduled = self._fast = False
+        self._paused = self._flush_scheduled = self._fast = self._head_pending = False
         self._accept = None
         self._early = None
         self._unread = ()
@@ -430,18 +437,20 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
                 raise RuntimeError(f"Invalid HTTP header in websocket.accept: {name!r}")
             parts += [name, b": ", value, b"\r\n"]
         parts.append(b"\r\n")
-        self._accept = None
-        early, self._early = self._early, None
         if self.logger.isEnabledFor(logging.INFO):
             client, path = get_client_addr(self.scope), get_path_with_query_string(self.scope)
             self.logger.info('%s - "WebSocket %s" [accepted]', client, path)
         if self.transport.is_closing():
-            return
+            return  # as uvicorn's: nothing sent, the handshake stays incomplete
+        self._accept = None
+        early, self._early = self._early, None
         self.handshake_complete = True
         self.conn.state = State.OPEN
         self._reset_parser()
         # Pending, not written: the app's first frames (its greeting) join it in one write.
+        # Whatever would write to the socket directly first writes it (_flush_head).
         self._pending.append(b"".join(parts))
+        self._head_pending = True
         self._flush_scheduled = True
         self._scheduler.add(self)
         self.start_keepalive()
@@ -449,6 +458,12 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         if early:
             self.transport.resume_reading()
             self.data_received(b"".join(early))
+
+    def _flush_head(self) -> None:
+        """Write the 101 if it is still pending (with what queued behind it): called
+        before anything that writes to the socket directly or closes it."""
+        if self._head_pending:
+            self._flush()
 
     def _hold_early(self, data: bytes) -> None:
         """Bytes before the 101 (a client that did not wait for it) are read after it;
@@ -461,6 +476,8 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     # -- the receive path ---------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._head_pending:
+            self._flush()  # replies (pong, close) go after the 101
         if not self._fast:
             if self._early is not None:
                 self._hold_early(data)
@@ -576,6 +593,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._flush_scheduled = False
         if self._paused or not self._pending:
             return
+        self._head_pending = False
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         if not self.close_sent and not self.transport.is_closing():
@@ -585,6 +603,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         """Send a close frame after what is pending (or instead of it) and end the app's reads."""
         if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
             return
+        self._flush_head()
         if drop_pending:
             self._pending.clear()
         else:
@@ -630,6 +649,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
                 raise ClientDisconnected()
             self._switch(message)
             return
+        self._flush_head()
         if message["type"] == "websocket.close" and self.handshake_complete:
             # Same as uvicorn's, but never waits for a paused transport to drain.
             self.close_now(message.get("code", 1000), message.get("reason") or "")
@@ -724,6 +744,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
         if self.close_timer is None and not self._detached:
+            self._flush_head()
             self.transport.close()
 
     async def receive(self) -> ASGIReceiveEvent:
@@ -772,6 +793,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         """uvicorn's, with the pong's deadline on the shared deadlines."""
         if self.close_sent or self.transport.is_closing():
             return
+        self._flush_head()
         self.pending_ping_payload = struct.pack("!I", random.getrandbits(32))
         self.ping_sent_at = self.loop.time()
         self.conn.send_ping(self.pending_ping_payload)
@@ -791,8 +813,11 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             self.schedule_ping()
 
     def keepalive_timeout(self) -> None:
-        if not self.close_sent and not self.transport.is_closing():
-            metrics.limit_closed("ping_timeout")
+        if self.close_sent or self.transport.is_closing():
+            self.pending_ping_payload = None
+            return  # closing already: let the close finish (uvicorn's check)
+        metrics.limit_closed("ping_timeout")
+        self._flush_head()
         super().keepalive_timeout()
         self.transport.abort()  # the peer is gone; do not wait for its buffer to drain
 

@@ -55,7 +55,7 @@ def accept_value(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     key = version = None
     seen: set[bytes] = set()
     for name, value in headers:
-        if len(name) + len(value) > _MAX_LINE:
+        if len(name) + len(value) + 4 > _MAX_LINE:  # with ": " and CRLF
             return None
         if name in _SINGLE:
             if name in seen:
@@ -99,6 +99,11 @@ class WsgenHttpProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
 
+    def _offers_extensions(self) -> bool:
+        """Extensions are negotiated by websockets: such a request takes its path when
+        permessage-deflate is on (wsgen turns it off)."""
+        return any(name == b"sec-websocket-extensions" for name, _ in self.headers)
+
     def _upgrade(self, rest: bytes) -> None:
         protocol_class = self.ws_protocol_class
         if not (
@@ -106,8 +111,9 @@ class WsgenHttpProtocol(HttpToolsProtocol):
             and issubclass(protocol_class, WsgenProtocol)
             and self.scope["method"] == "GET"
             and self.scope["http_version"] == "1.1"
-            and len(self.url) <= _MAX_LINE
+            and len(self.url) + 15 <= _MAX_LINE  # "GET ", " HTTP/1.1" and CRLF
             and self.url.isascii()
+            and not (self.config.ws_per_message_deflate and self._offers_extensions())
         ):
             self.handle_websocket_upgrade()
             return

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Callable
 
-from core.deadlines import RESOLUTION, Deadlines
+from core.deadlines import COMPACT_SLACK, RESOLUTION, Deadlines, deadlines
 
 
 class Owner:
@@ -93,3 +95,32 @@ async def test_a_failing_callback_does_not_stop_the_others() -> None:
     deadlines.set(other, now + 0.01)
     deadlines.set(later, now + 0.4)  # a later bucket still gets its timer
     await until(lambda: bool(other.fired_at and failing.fired_at and later.fired_at))
+
+
+async def test_deadlines_that_come_and_go_do_not_pile_up() -> None:
+    """A client reconnecting over and over with the same token re-creates the same
+    bucket each time: the heap of bucket keys stays bounded."""
+    loop = asyncio.get_running_loop()
+    deadlines = Deadlines(loop)
+    owner = Owner(loop)
+    far = loop.time() + 3600
+    for _ in range(10_000):
+        deadlines.set(owner, far)
+        deadlines.set(owner, None)
+    assert len(deadlines._keys) <= 2 * len(deadlines._buckets) + COMPACT_SLACK + 1
+    witness = Owner(loop)
+    deadlines.set(witness, loop.time() + 0.05)
+    await until(lambda: bool(witness.fired_at))
+
+
+def test_a_closed_loop_is_not_kept_alive_by_its_helpers() -> None:
+    """core.loops.PerLoop hands its helpers a weak proxy of the loop."""
+    loop = asyncio.new_event_loop()
+    owner = Owner(loop)
+    deadlines.get(loop).set(owner, loop.time() + 60)  # a timer left armed
+    owner._loop = None  # type: ignore[assignment]  # (the test's owner, not the helper)
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None

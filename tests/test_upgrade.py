@@ -21,7 +21,7 @@ from core.protocol import WsgenProtocol
 from core.testing import RunningServer
 from core.upgrade import WsgenHttpProtocol, accept_value
 from tests.conftest import project_server
-from tests.test_receive_path import TIMEOUT, FakeTransport, RawClient, text
+from tests.test_receive_path import PING, TIMEOUT, FakeTransport, RawClient, frame, text
 
 RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's example, and its answer:
 RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -209,3 +209,73 @@ async def test_frames_sent_before_the_101_are_read_after_it(cut: int) -> None:
     assert [json.loads(t)["ref"] for t in received] == [1, 2]
     assert not transport.closing
     protocol.connection_lost(None)
+
+
+def upgraded(app: Any) -> tuple[UpgradableTransport, WsgenHttpProtocol]:
+    config = uvicorn.Config(app, ws=WsgenProtocol, log_config=None, lifespan="off")
+    config.load()
+    http = WsgenHttpProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = UpgradableTransport()
+    http.connection_made(transport)
+    return transport, http
+
+
+REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: " + RFC_KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_the_101_goes_before_a_plain_asgi_send_and_a_close_on_return() -> None:
+    """The 101 waits for the app's first frames; anything written another way (here
+    uvicorn's own send, then the close when the app returns) writes it first."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "bye"})
+
+    transport, http = upgraded(app)
+    http.data_received(REQUEST)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.written.startswith(b"HTTP/1.1 101 ")
+    assert transport.written.endswith(b"\r\n\r\n\x81\x03bye")
+    assert transport.closing
+
+
+async def test_a_ping_sent_with_the_request_is_answered_after_the_101() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    transport, http = upgraded(app)
+    http.data_received(REQUEST + frame(PING, b"hi"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    head, _, rest = bytes(transport.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert rest == b"\x8a\x02hi"  # the pong, after the 101
+    transport.protocol.connection_lost(None)
+
+
+async def test_servers_in_one_process_each_keep_their_connection_class() -> None:
+    """Connections of two servers made in turn: one class per server, reused."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    configs = [uvicorn.Config(app, ws=WsgenProtocol, log_config=None) for _ in range(2)]
+    states = [ServerState(), ServerState()]
+    app_states: list[dict[str, Any]] = [{}, {}]
+    classes = [
+        type(
+            WsgenProtocol(
+                config=configs[i % 2], server_state=states[i % 2], app_state=app_states[i % 2]
+            )
+        )
+        for i in range(6)
+    ]
+    assert classes[0] is not classes[1]
+    assert classes[0::2] == [classes[0]] * 3 and classes[1::2] == [classes[1]] * 3
+    assert all(issubclass(c, WsgenProtocol) for c in classes)
