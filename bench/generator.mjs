@@ -46,8 +46,8 @@ for (let i = 0; i < opt.conns; i++) {
 }
 if (opt["print-plan"]) {
   const rooms = opt.scenario === "connections" ? connRooms : { [opt.room]: users };
-  process.stdout.write(JSON.stringify({ rooms }) + "\n");
-  process.exit(0);
+  // Exit once written: a pipe takes a large plan in several writes.
+  process.stdout.write(JSON.stringify({ rooms }) + "\n", () => process.exit(0));
 }
 const log = (...a) => process.stderr.write(`[generator.mjs ${opt.scenario}] ${a.join(" ")}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -271,4 +271,4 @@ async function main() {
   }) + "\n");
   process.exit(0);
 }
-main().catch((e) => { log(e.stack || e); process.exit(1); });
+if (!opt["print-plan"]) main().catch((e) => { log(e.stack || e); process.exit(1); });
