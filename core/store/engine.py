@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,11 +105,32 @@ def create_engine(
         cursor = dbapi_connection.cursor()
         try:
             for pragma in pragmas:
-                cursor.execute(pragma)
+                _execute_when_unlocked(cursor, pragma, busy_timeout)
         finally:
             cursor.close()
 
     return engine
+
+
+def _execute_when_unlocked(cursor: Any, sql: str, timeout: float) -> None:
+    """Execute, retrying "database is locked" for up to ``timeout`` seconds.
+
+    SQLite's busy timeout does not apply where waiting could deadlock: two
+    connections switching a new file to WAL at once (several workers starting, or
+    ``wsgen db upgrade`` beside a server) both read it, and the one that does not get
+    the write lock fails at once instead of waiting for it.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute(sql)
+            return
+        except Exception as error:
+            if "database is locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
 
 
 @contextmanager
