@@ -265,55 +265,31 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     attribute names; uvicorn's ``__init__`` set 34, so every connection carried a
     full dict of its own (1.5 KiB instead of 0.3). Here what the server's
     connections share lives on a per-server subclass (:func:`_server_class`, which
-    ``__new__`` picks), and per-connection state that starts out the same is a
-    class default until a connection changes it.
+    ``__new__`` picks), and ``__init__`` sets what a connection uses in its usual
+    life, always in the same order.
     """
 
-    # What uvicorn's __init__ sets (and _server_class does not): defaults.
-    transport: asyncio.Transport = None  # type: ignore[assignment]
-    server: tuple[str, int | None] | None = None
-    client: tuple[str, int] | None = None
+    # Defaults for what a connection sets only on uncommon paths (uvicorn's own
+    # handshake, fragments, closing, a secure scheme, another send-queue limit); the
+    # rest is set in __init__.
     scheme: Literal["wss", "ws"] = "ws"
-    handshake_initiated = False
-    handshake_complete = False
-    close_sent = False
-    disconnected = False
     close_timer: asyncio.TimerHandle | None = None
     close_timeout = 10.0
     initial_response: tuple[int, list[tuple[str, str]], bytes] | None = None
-    read_paused = False
     ping_timer: asyncio.TimerHandle | None = None
     pong_timer: asyncio.TimerHandle | None = None
-    pending_ping_payload: bytes | None = None
-    ping_sent_at = 0.0
     # A message's fragments (uvicorn's path); a list once there are some.
     frames: list[bytes] = ()  # type: ignore[assignment]
     curr_msg_data_type: Literal["text", "bytes"] = "bytes"
     request = None  # type: ignore[assignment]  # websockets' handshake objects,
     response = None  # type: ignore[assignment]  # set on uvicorn's path only
-    # wsgen's.
+    queue_limit = DEFAULT_QUEUE_LIMIT
+    _early_data = False  # bytes came before the 101 on uvicorn's path
+    # What _server_class puts on the per-server subclass.
     server_state: ServerState
     _server_scheduler: _FlushScheduler
     _deadlines: Deadlines
     _extensions: bool
-    queue_limit = DEFAULT_QUEUE_LIMIT
-    _flush_scheduled = False
-    _head_pending = False  # the 101 is in _pending, not yet written
-    _paused = False
-    deadline_key: int | None = None  # the next keepalive ping, or its pong's
-    _awaiting_pong = False
-    _detached = False  # the app returned and is called back (see detach)
-    _fast = False  # frames are cut here (see data_received)
-    _early_data = False
-    # Set by upgrade(): the handshake's Sec-WebSocket-Accept, and the bytes that came
-    # behind the request, until the 101 is sent.
-    _accept: bytes | None = None
-    _early: list[bytes] | None = None
-    # The pieces of a frame not yet complete (a list once there are), their size, and
-    # the size the frame needs.
-    _unread: list[bytes] | tuple[()] = ()
-    _unread_size = 0
-    _unread_need = 0
 
     def __new__(
         cls,
@@ -353,22 +329,28 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             extensions=extensions, max_size=self.config.ws_max_size, logger=self.logger
         )
         self._pending: list[bytes] = []
-        self._scheduler = self._server_scheduler
+        self._scheduler = self._server_scheduler  # read per send on the fan-out path
         self.transport = None  # type: ignore[assignment]
         self.server = self.client = None
         self.scope = None  # type: ignore[assignment]
         self.handshake_initiated = self.handshake_complete = False
         self.close_sent = self.disconnected = self.read_paused = False
-        self._paused = self._flush_scheduled = self._fast = self._head_pending = False
-        self._accept = None
-        self._early = None
-        self._unread = ()
+        self._paused = self._flush_scheduled = False
+        self._fast = False  # frames are cut here (see data_received)
+        self._head_pending = False  # the 101 is in _pending, not yet written
+        # Set by upgrade(): the handshake's Sec-WebSocket-Accept, and the bytes that
+        # came behind the request, until the 101 is sent.
+        self._accept: bytes | None = None
+        self._early: list[bytes] | None = None
+        # The pieces of a frame not yet complete (a list once there are), their size,
+        # and the size the frame needs.
+        self._unread: list[bytes] | tuple[()] = ()
         self._unread_size = self._unread_need = 0
-        self.deadline_key = None
+        self.deadline_key: int | None = None  # the next keepalive ping, or its pong's
         self._awaiting_pong = False
         self.pending_ping_payload = None
         self.ping_sent_at = 0.0
-        self._detached = False
+        self._detached = False  # the app returned and is called back (see detach)
 
     @property
     def queue(self) -> _Inbox:  # type: ignore[override]
