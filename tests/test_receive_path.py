@@ -334,12 +334,22 @@ class FakeTransport(asyncio.Transport):
         return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
 
 
-@pytest.mark.parametrize("cut", [1, 2, 6, 8])
-async def test_frames_sent_before_the_101_are_read(cut: int) -> None:
-    """A client that does not wait for the 101 may have sent part of a frame; websockets'
-    parser is then inside that frame, so wsgen must not start cutting frames itself."""
-    accept = asyncio.Event()
-    received: list[Any] = []
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+"""A handshake request with RFC 6455's example key."""
+
+
+def loaded_config(app: Any) -> uvicorn.Config:
+    """uvicorn's settings for driving the protocol classes by hand (no server)."""
+    config = uvicorn.Config(app, ws=WsgenProtocol, log_config=None, lifespan="off")
+    config.load()
+    return config
+
+
+def app_accepting_on(accept: asyncio.Event, received: list[Any]) -> Any:
+    """An ASGI app that accepts once ``accept`` is set and records the texts it gets."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert (await receive())["type"] == "websocket.connect"
@@ -348,15 +358,20 @@ async def test_frames_sent_before_the_101_are_read(cut: int) -> None:
         while (message := await receive())["type"] != "websocket.disconnect":
             received.append(message.get("text"))
 
-    config = uvicorn.Config(app, ws=WsgenProtocol, log_config=None, lifespan="off")
-    config.load()
+    return app
+
+
+@pytest.mark.parametrize("cut", [1, 2, 6, 8])
+async def test_frames_sent_before_the_101_are_read(cut: int) -> None:
+    """A client that does not wait for the 101 may have sent part of a frame; websockets'
+    parser is then inside that frame, so wsgen must not start cutting frames itself."""
+    accept = asyncio.Event()
+    received: list[Any] = []
+    config = loaded_config(app_accepting_on(accept, received))
     protocol = WsgenProtocol(config=config, server_state=ServerState(), app_state={})
     transport = FakeTransport()
     protocol.connection_made(transport)
-    protocol.data_received(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    protocol.data_received(HANDSHAKE)
     first = text({"type": "ping", "ref": 1})
     await asyncio.sleep(0)
     protocol.data_received(first[:cut])  # before the app accepted

@@ -14,14 +14,23 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from uvicorn.server import ServerState
 
 from core.protocol import WsgenProtocol
 from core.testing import RunningServer
 from core.upgrade import WsgenHttpProtocol, accept_value
 from tests.conftest import project_server
-from tests.test_receive_path import PING, TIMEOUT, FakeTransport, RawClient, frame, text
+from tests.test_receive_path import (
+    HANDSHAKE,
+    PING,
+    TIMEOUT,
+    FakeTransport,
+    RawClient,
+    app_accepting_on,
+    frame,
+    loaded_config,
+    text,
+)
 
 RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's example, and its answer:
 RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -168,30 +177,24 @@ class UpgradableTransport(FakeTransport):
         self.protocol = protocol
 
 
+def upgraded(app: Any) -> tuple[UpgradableTransport, WsgenHttpProtocol]:
+    """wsgen's HTTP protocol on a fake transport, for ``app``."""
+    config = loaded_config(app)
+    http = WsgenHttpProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = UpgradableTransport()
+    http.connection_made(transport)
+    return transport, http
+
+
 @pytest.mark.parametrize("cut", [0, 1, 2, 6, 8])
 async def test_frames_sent_before_the_101_are_read_after_it(cut: int) -> None:
     """A client that does not wait for the 101: the bytes of its first frames, in the
     request's read and in later ones, wait for the accept, then are read in order."""
     accept = asyncio.Event()
     received: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        assert (await receive())["type"] == "websocket.connect"
-        await accept.wait()
-        await send({"type": "websocket.accept"})
-        while (message := await receive())["type"] != "websocket.disconnect":
-            received.append(message.get("text"))
-
-    config = uvicorn.Config(app, ws=WsgenProtocol, log_config=None, lifespan="off")
-    config.load()
-    http = WsgenHttpProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = UpgradableTransport()
-    http.connection_made(transport)
+    transport, http = upgraded(app_accepting_on(accept, received))
     first, second = text({"type": "ping", "ref": 1}), text({"type": "ping", "ref": 2})
-    http.data_received(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + RFC_KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n" + first[:cut]
-    )
+    http.data_received(HANDSHAKE + first[:cut])
     protocol = transport.protocol
     assert isinstance(protocol, WsgenProtocol)
     await asyncio.sleep(0)
@@ -211,21 +214,6 @@ async def test_frames_sent_before_the_101_are_read_after_it(cut: int) -> None:
     protocol.connection_lost(None)
 
 
-def upgraded(app: Any) -> tuple[UpgradableTransport, WsgenHttpProtocol]:
-    config = uvicorn.Config(app, ws=WsgenProtocol, log_config=None, lifespan="off")
-    config.load()
-    http = WsgenHttpProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = UpgradableTransport()
-    http.connection_made(transport)
-    return transport, http
-
-
-REQUEST = (
-    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: " + RFC_KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-
-
 async def test_the_101_goes_before_a_plain_asgi_send_and_a_close_on_return() -> None:
     """The 101 waits for the app's first frames; anything written another way (here
     uvicorn's own send, then the close when the app returns) writes it first."""
@@ -236,7 +224,7 @@ async def test_the_101_goes_before_a_plain_asgi_send_and_a_close_on_return() -> 
         await send({"type": "websocket.send", "text": "bye"})
 
     transport, http = upgraded(app)
-    http.data_received(REQUEST)
+    http.data_received(HANDSHAKE)
     for _ in range(10):
         await asyncio.sleep(0)
     assert transport.written.startswith(b"HTTP/1.1 101 ")
@@ -251,7 +239,7 @@ async def test_a_ping_sent_with_the_request_is_answered_after_the_101() -> None:
         await receive()
 
     transport, http = upgraded(app)
-    http.data_received(REQUEST + frame(PING, b"hi"))
+    http.data_received(HANDSHAKE + frame(PING, b"hi"))
     for _ in range(10):
         await asyncio.sleep(0)
     head, _, rest = bytes(transport.written).partition(b"\r\n\r\n")
@@ -265,7 +253,7 @@ async def test_servers_in_one_process_each_keep_their_connection_class() -> None
 
     async def app(scope: Any, receive: Any, send: Any) -> None: ...
 
-    configs = [uvicorn.Config(app, ws=WsgenProtocol, log_config=None) for _ in range(2)]
+    configs = [loaded_config(app) for _ in range(2)]
     states = [ServerState(), ServerState()]
     app_states: list[dict[str, Any]] = [{}, {}]
     classes = [
