@@ -78,9 +78,8 @@ class Connection:
             return True
         return False
 
-    def write(self, frame: OutFrame, batch: bool = False) -> bool:
-        """Queue a frame, e.g. one encoded once for many connections (the hub's fan-out,
-        ``batch=True``: written with the other frames of this event-loop pass).
+    def write(self, frame: OutFrame) -> bool:
+        """Queue a frame, e.g. one encoded once for many connections (the hub's fan-out).
 
         Not counted in ``wsgen_messages_sent_total``: the hub counts once per delivery.
         While the connection is held (during ``on_connect``, whose frames such as
@@ -91,7 +90,7 @@ class Connection:
             return False
         held = self._held
         if held is None:
-            return self._sink.send(frame, batch)
+            return self._sink.send(frame)
         if len(held) >= self._hold_limit:  # as the send queue's bound: a slow consumer
             self._held = None
             metrics.limit_closed("slow_consumer")
@@ -109,7 +108,7 @@ class Connection:
         """Send the held deliveries, in order, and stop holding."""
         held, self._held = self._held, None
         for frame in held or ():
-            if self.closed or not self._sink.send(frame, True):
+            if self.closed or not self._sink.send(frame):
                 return
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Mapping
+import types
+from asyncio.tasks import _enter_task, _leave_task
+from collections.abc import Coroutine, Generator, Mapping
 from time import monotonic
 from typing import Any
 
@@ -101,36 +103,39 @@ class RouteEndpoint:
                 protocol.detach(session.wake)
                 detached = True
                 return
-            while not await self._handle(session, await receive()):
-                pass
+            while not session.finished:
+                await self._handle(session, await receive())
         finally:
             if not detached:
                 await session.finish()
 
-    async def _handle(self, session: _Session, message: Mapping[str, Any]) -> bool:
-        """Act on one ASGI message of the connection; True when the connection is over."""
+    async def _handle(self, session: _Session, message: Mapping[str, Any]) -> None:
+        """Act on one ASGI message of the connection; finish the session when the
+        connection is over."""
         conn = session.conn
-        if message["type"] == "websocket.disconnect":
-            conn.gone(message.get("code"))
-            return True
-        text = message.get("text")
-        if text is None:
-            self._metrics.invalid.inc()
-            await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
-            return True
-        # The protocol layer refuses larger frames already; this holds on any server.
-        # A character is at most 4 UTF-8 bytes: encode only when it could be too big.
-        max_bytes = self._max_bytes
-        if len(text) * 4 > max_bytes and len(text.encode()) > max_bytes:
-            self._metrics.invalid.inc()
-            metrics.limit_closed("too_big")
-            await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
-            return True
-        limiter = session.limiter
-        if limiter is not None and not limiter.allow(monotonic()):
-            return await self._rate_limited(session.ctx, conn, limiter, text)
-        await self._dispatch(session.ctx, conn, text, session.pipelined)
-        return conn.closed
+        try:
+            if message["type"] == "websocket.disconnect":
+                conn.gone(message.get("code"))
+            elif (text := message.get("text")) is None:
+                self._metrics.invalid.inc()
+                await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+            # The protocol layer refuses larger frames already; this holds on any server.
+            # A character is at most 4 UTF-8 bytes: encode only when it could be too big.
+            elif len(text) * 4 > self._max_bytes and len(text.encode()) > self._max_bytes:
+                self._metrics.invalid.inc()
+                metrics.limit_closed("too_big")
+                await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
+            elif (limiter := session.limiter) is not None and not limiter.allow(monotonic()):
+                if not await self._rate_limited(session.ctx, conn, limiter, text):
+                    return
+            else:
+                await self._dispatch(session.ctx, conn, text, session.pipelined)
+                if not conn.closed:
+                    return
+        except Exception as exc:  # a bug of ours, not a handler's (those are caught inside)
+            self._failed("receive", session.ctx, conn, exc)
+            await conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+        await session.finish()
 
     async def _finish(self, session: _Session) -> None:
         """The connection is over: let its work end, run on_close, forget it."""
@@ -274,15 +279,28 @@ class RouteEndpoint:
         except ClientError as err:
             await conn.send_error(err.code, err.message, inbound.ref)
             return
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the connection's task is being cancelled
+            # Not a cancellation of this task (e.g. the handler awaited something that
+            # another task cancelled): the handler failed, like any other exception.
+            await self._handler_failed(ctx, conn, inbound, exc)
+            return
         except Exception as exc:
-            self._failed("on_message", ctx, conn, exc, message_event=inbound.event)
-            await self._on_error(ctx, conn, exc)
-            await conn.send_error(
-                "internal_error", "the server failed to handle this message", inbound.ref
-            )
+            await self._handler_failed(ctx, conn, inbound, exc)
             return
         if inbound.ref is not None:
             await conn.send("ack", ack_payload(inbound, result))
+
+    async def _handler_failed(
+        self, ctx: Context, conn: Connection, inbound: Inbound, exc: BaseException
+    ) -> None:
+        self._failed("on_message", ctx, conn, exc, message_event=inbound.event)
+        await self._on_error(ctx, conn, exc)
+        await conn.send_error(
+            "internal_error", "the server failed to handle this message", inbound.ref
+        )
 
     async def _on_error(self, ctx: Context, conn: Connection, error: BaseException) -> None:
         if self.handler.on_error is None:
@@ -326,9 +344,17 @@ class _Session:
     disconnect) arrives. A task then handles the messages in order and waits for
     more; after :data:`IDLE_RELEASE` without one, :class:`_IdleSweeper` lets it end.
     A connection that is idle thus holds no task and no suspended coroutines (about
-    2.5 KiB each), while a busy one keeps its task (waking a waiting task costs less
-    than starting one per message). On other servers the app's own task loops over
-    ``receive`` as usual.
+    2.5 KiB each), while a busy one keeps its task. On other servers the app's own
+    task loops over ``receive`` as usual.
+
+    While the task waits for messages (*parked*), a message is handled at once, in
+    the protocol's read callback, instead of waking the task for it (what Python
+    3.12's eager tasks do for new tasks): the session's task is made the current
+    task and its context the current context meanwhile, so handlers see what they
+    would see in the task (``asyncio.current_task()``, ``asyncio.timeout()``,
+    context variables). A handler that has to wait is handed to the task, which
+    continues it from where it stopped; messages that come meanwhile queue behind
+    it, so they are still handled one after another, in order.
     """
 
     __slots__ = (
@@ -338,7 +364,9 @@ class _Session:
         "ctx",
         "endpoint",
         "finished",
+        "handover",
         "limiter",
+        "parked",
         "pipelined",
         "protocol",
         "release",
@@ -359,38 +387,96 @@ class _Session:
         self.finished = False
         self.active = False  # a message came since the sweeper's last look
         self.release = False  # the sweeper asks the task to end
+        self.parked = False  # the task waits for messages, and nothing is handed to it
+        # A handler started outside the task that has to wait: (coroutine, what it
+        # waits on), for the task to continue.
+        self.handover: tuple[Coroutine[Any, Any, None], Any] | None = None
 
     def wake(self) -> None:
         """Messages are waiting: handle them, unless a task already is."""
-        if self.task is None and not self.finished and self.protocol is not None:
+        if self.finished or self.protocol is None:
+            return
+        if self.task is None:
             # The session's own context: no copy per task (one runs at a time).
             task = self.protocol.loop.create_task(self._run(), context=self.context)
             self.task = task
             self.protocol.tasks.add(task)  # uvicorn's shutdown waits for these
             _sweepers.get(self.protocol.loop).watch(self)
+        elif self.parked:
+            self._handle_here()
+        # Otherwise the task is handling a message and takes this one next.
+
+    def _handle_here(self) -> None:
+        """Handle the queued messages now, as the parked task would (see the class)."""
+        protocol, task = self.protocol, self.task
+        assert protocol is not None and task is not None
+        loop = protocol.loop
+        try:
+            _enter_task(loop, task)
+        except RuntimeError:  # called from inside another task: wake ours instead
+            self.parked = False
+            protocol.interrupt_wait()
+            return
+        self.parked = False  # no re-entry: a message queued meanwhile waits its turn
+        try:
+            while not self.finished:
+                message = protocol.next_message()
+                if message is None:
+                    self.parked = True
+                    return
+                self.active = True
+                coroutine = self.endpoint._handle(self, message)
+                try:
+                    waiting_on = self.context.run(coroutine.send, None)
+                except StopIteration:
+                    continue
+                except BaseException as exc:  # e.g. CancelledError: the task raises it
+                    coroutine, waiting_on = _reraise(exc), None
+                self.handover = (coroutine, waiting_on)
+                protocol.interrupt_wait()
+                return
+            protocol.interrupt_wait()  # finished: the task ends
+        finally:
+            _leave_task(loop, task)
 
     async def _run(self) -> None:
         protocol = self.protocol
         assert protocol is not None
         try:
-            while not self.finished:
+            while True:
+                handover = self.handover
+                if handover is not None:  # even when finishing: it may be the finish
+                    self.handover = None
+                    await _resume(*handover)
+                    continue
+                if self.finished:
+                    return
                 message = protocol.next_message()
                 if message is None:
                     if self.release:
                         return
-                    await protocol.message_waiting()
+                    self.parked = True
+                    try:
+                        await protocol.message_waiting()
+                    except GeneratorExit:
+                        raise
+                    except BaseException as exc:
+                        # E.g. cancelled while a handler handed over waits: it gets the
+                        # exception, as it would have inside the task.
+                        if self.handover is None:
+                            raise
+                        handover, self.handover = self.handover, None
+                        await _resume(*handover, exc)
+                    finally:
+                        self.parked = False
                     continue
                 self.active = True
-                if await self.endpoint._handle(self, message):
-                    await self.finish()
-        except Exception as exc:  # a bug of ours, not a handler's (those are caught inside)
-            self.endpoint._failed("receive", self.ctx, self.conn, exc)
-            await self.conn.close(CloseCode.INTERNAL_ERROR, "internal error")
-            await self.finish()
+                await self.endpoint._handle(self, message)
         finally:
             protocol.tasks.discard(self.task)
             self.task = None
             self.release = False
+            self.parked = False
 
     def sweep(self) -> bool:
         """The sweeper's look; True while the session's task should still be watched."""
@@ -409,6 +495,33 @@ class _Session:
             return
         self.finished = True
         await self.endpoint._finish(self)
+
+
+async def _reraise(error: BaseException) -> None:
+    raise error
+
+
+@types.coroutine
+def _resume(
+    coroutine: Coroutine[Any, Any, None], waiting_on: Any, error: BaseException | None = None
+) -> Generator[Any, Any, None]:
+    """Continue, inside a task, a coroutine that ran outside one until it had to wait
+    on ``waiting_on``: what ``await`` does, from its second step on. ``error`` is
+    thrown in first instead, as the task would have."""
+    while True:
+        if error is None:
+            try:
+                sent = yield waiting_on
+            except BaseException as exc:  # thrown in by the task, e.g. its cancellation
+                error = exc
+        try:
+            if error is None:
+                waiting_on = coroutine.send(sent)
+            else:
+                thrown, error = error, None
+                waiting_on = coroutine.throw(thrown)
+        except StopIteration:
+            return
 
 
 class _IdleSweeper:

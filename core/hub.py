@@ -280,7 +280,7 @@ def _send_all(
     sent = 0
     for conn in conns:
         if conn.id != exclude and (to_user is None or conn.user_id == to_user):
-            sent += conn.write(frame, batch=True)
+            sent += conn.write(frame)
     return sent
 
 

@@ -118,13 +118,14 @@ class _Inbox:
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
+        if self.on_item is not None:  # a detached app decides how to take it
+            self.on_item()
+            return
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        elif self.on_item is not None:
-            self.on_item()
 
     def interrupt(self) -> None:
         """Resolve the waiter without an item (the consumer re-checks why it waited)."""
@@ -544,22 +545,21 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
 
     # -- the send path ------------------------------------------------------------
 
-    def send_frame(self, frame: bytes, *, batch: bool = False) -> bool:
+    def send_frame(self, frame: bytes) -> bool:
         """Send one complete frame; False once closing or closed.
 
-        A lone reply (``batch=False``) with nothing queued before it is written at
-        once: a round trip should not wait for the next event-loop pass. Frames of a
-        fan-out (``batch=True``), or behind others, join the pending list, written
-        with one ``transport.write`` per pass. While the transport is paused (the peer
-        is not reading), more than ``queue_limit`` pending frames make it a slow
-        consumer: closed with 1013. A burst to a peer that reads is not.
+        Frames join the pending list, written with one ``transport.write`` per
+        connection once the event loop has read every socket that was ready. A reply
+        thus waits only for the rest of the pass, and every reply of a pass goes out
+        together: measured with 100 clients pinging, the server and the clients each
+        spend less per round trip than when each reply is written as it is made.
+        While the transport is paused (the peer is not reading), more than
+        ``queue_limit`` pending frames make it a slow consumer: closed with 1013. A
+        burst to a peer that reads is not.
         """
         if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
             return False  # closing (either side): no data frame may follow a close frame
         pending = self._pending
-        if not batch and not pending and not self._paused:
-            self.transport.write(frame)
-            return True
         pending.append(frame)
         if self._paused:
             if len(pending) > self.queue_limit:

@@ -21,11 +21,8 @@ from core.protocol import EXTENSION, WsgenProtocol
 
 
 class Sink(Protocol):
-    def send(self, frame: OutFrame, batch: bool = False) -> bool:
-        """Queue ``frame``; False when the connection is closing or closed.
-
-        ``batch``: part of a fan-out, best written together with the pass's others.
-        """
+    def send(self, frame: OutFrame) -> bool:
+        """Queue ``frame``; False when the connection is closing or closed."""
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is queued; returns at once."""
@@ -44,8 +41,8 @@ class ProtocolSink:
             protocol.queue_limit = queue_limit
         self._protocol = protocol
 
-    def send(self, frame: OutFrame, batch: bool = False) -> bool:
-        return self._protocol.send_frame(frame.wire, batch=batch)
+    def send(self, frame: OutFrame) -> bool:
+        return self._protocol.send_frame(frame.wire)
 
     def close(self, code: int, reason: str) -> None:
         self._protocol.close_now(code, reason)
@@ -73,7 +70,7 @@ class AsgiSink:
         self._done = False
         self._task = asyncio.get_running_loop().create_task(self._write())
 
-    def send(self, frame: OutFrame, batch: bool = False) -> bool:
+    def send(self, frame: OutFrame) -> bool:
         if self._done or self._close is not None:
             return False
         if len(self._queue) >= self._limit:

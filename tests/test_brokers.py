@@ -271,7 +271,7 @@ class FakeSink:
         self.frames: list[bytes] = []
         self.closed: tuple[int, str] | None = None
 
-    def send(self, frame: OutFrame, batch: bool = False) -> bool:
+    def send(self, frame: OutFrame) -> bool:
         self.frames.append(frame.data)
         return True
 

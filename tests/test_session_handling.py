@@ -1,0 +1,136 @@
+"""What a handler sees of asyncio, whichever way its message is handled.
+
+A connection's messages are handled by its session's task, or, while that task is
+waiting for messages, at once in the protocol's read callback with the task made
+current (core.endpoint._Session). Each test here first has a message handled and
+answered, so the task is waiting when the next message comes: that message takes
+the second way. Handlers must not be able to tell the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from core import Connection, Context, Event, Inbound, WebSocketHandler
+from core.settings import Settings
+from core.testing import Client, RunningServer, connect, serve
+from middleware.auth import auth_middleware
+from tests.conftest import LogCapture
+
+handled = contextvars.ContextVar("handled", default=0)
+
+
+async def on_probe(ctx: Context, ws: Connection, message: Inbound) -> dict[str, Any]:
+    """What the handler sees: its task and the connection's context variables."""
+    handled.set(handled.get() + 1)
+    task = asyncio.current_task()
+    return {"task": id(task) if task is not None else None, "handled": handled.get()}
+
+
+async def on_sleep(ctx: Context, ws: Connection, message: Inbound) -> dict[str, Any]:
+    """Has to wait: handed to the task part-way, when it started outside it."""
+    await asyncio.sleep(0.05)
+    return {"result": "slept"}
+
+
+async def on_timeout(ctx: Context, ws: Connection, message: Inbound) -> dict[str, Any]:
+    """asyncio.timeout() cancels the task it was entered in: it must be the one that
+    goes on with the handler (the way redis-py checks a pooled connection, timeout 0)."""
+    delay = (message.data or {}).get("delay", 0)
+    try:
+        async with asyncio.timeout(delay):
+            await asyncio.Event().wait()
+    except TimeoutError:
+        return {"result": "timed out"}
+    return {"result": "not reached"}
+
+
+async def on_cancel_self(ctx: Context, ws: Connection, message: Inbound) -> None:
+    cancelled = asyncio.get_running_loop().create_future()
+    cancelled.cancel()
+    await cancelled
+
+
+HANDLER = WebSocketHandler(
+    path="/ws/probe",
+    middleware=[auth_middleware()],
+    events=[
+        Event("probe", on_probe),
+        Event("sleep", on_sleep),
+        Event("timeout", on_timeout),
+        Event("cancel-self", on_cancel_self),
+    ],
+)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    async with serve([HANDLER], settings) as running:
+        yield running
+
+
+async def ack(client: Client, event: str, data: Any = None, ref: str = "r") -> Any:
+    """The ack's payload (the handler's result, with the ref)."""
+    reply = await client.request(event, data, ref=ref)
+    assert reply["event"] == "ack", reply
+    assert reply["payload"]["ref"] == ref
+    return reply["payload"]
+
+
+async def test_handlers_run_in_the_connections_task_with_its_context(
+    server: RunningServer,
+) -> None:
+    """Every handler has a current task, the same one while the connection is busy,
+    and sees the context variables the connection's earlier handlers set."""
+    async with connect(server, "/ws/probe", "u1") as client:
+        seen = [await ack(client, "probe", ref=str(n)) for n in range(5)]
+    assert all(probe["task"] is not None for probe in seen)
+    assert len({probe["task"] for probe in seen}) == 1, seen
+    assert [probe["handled"] for probe in seen] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("delay", [0, 0.01])
+async def test_asyncio_timeout_cancels_the_handler_that_entered_it(
+    server: RunningServer, delay: float
+) -> None:
+    async with connect(server, "/ws/probe", "u1") as client:
+        await ack(client, "probe")  # the task now waits: the next one starts outside it
+        assert await ack(client, "timeout", {"delay": delay}) == {"ref": "r", "result": "timed out"}
+        assert await ack(client, "timeout", {"delay": delay}) == {"ref": "r", "result": "timed out"}
+        assert (await ack(client, "probe"))["handled"] == 2
+
+
+async def test_a_handler_that_waits_keeps_the_order_of_the_replies(
+    server: RunningServer,
+) -> None:
+    """A message that comes while a handler waits is handled after it."""
+    async with connect(server, "/ws/probe", "u1") as client:
+        await ack(client, "probe", ref="first")
+        await client.send("sleep", ref="sleep")
+        await client.send("probe", ref="after")
+        assert (await client.recv())["payload"] == {"ref": "sleep", "result": "slept"}
+        after = await client.recv()
+        assert after["payload"]["ref"] == "after"
+        assert after["payload"]["handled"] == 2
+
+
+async def test_a_handler_raising_cancelled_error_is_a_handler_failure(
+    server: RunningServer, logs: LogCapture
+) -> None:
+    """CancelledError out of a handler whose task nobody cancelled (it awaited something
+    another task cancelled): internal_error and one log record, as for any exception;
+    the connection is served on."""
+    async with connect(server, "/ws/probe", "u1") as client:
+        await ack(client, "probe")
+        reply = await client.request("cancel-self", ref="c")
+        assert reply["event"] == "error"
+        assert reply["payload"]["code"] == "internal_error"
+        assert reply["payload"]["ref"] == "c"
+        assert (await ack(client, "probe"))["handled"] == 2
+    records = logs.records("handler failed", phase="on_message")
+    assert len(records) == 1 and "CancelledError" in records[0]["exception"]
