@@ -132,10 +132,11 @@ class RouteEndpoint:
                 await self._dispatch(session.ctx, conn, text, session.pipelined)
                 if not conn.closed:
                     return
+            await session.finish()
         except Exception as exc:  # a bug of ours, not a handler's (those are caught inside)
             self._failed("receive", session.ctx, conn, exc)
             await conn.close(CloseCode.INTERNAL_ERROR, "internal error")
-        await session.finish()
+            await session.finish()
 
     async def _finish(self, session: _Session) -> None:
         """The connection is over: let its work end, run on_close, forget it."""
@@ -465,8 +466,16 @@ class _Session:
                         # exception, as it would have inside the task.
                         if self.handover is None:
                             raise
-                        handover, self.handover = self.handover, None
-                        await _resume(*handover, exc)
+                        (coroutine, waiting_on), self.handover = self.handover, None
+                        if (
+                            isinstance(exc, asyncio.CancelledError)
+                            and asyncio.isfuture(waiting_on)
+                            and waiting_on.cancel(exc.args[0] if exc.args else None)
+                        ):
+                            # As Task.cancel(): what the handler awaits is cancelled.
+                            await _resume(coroutine, waiting_on)
+                        else:
+                            await _resume(coroutine, waiting_on, exc)
                     finally:
                         self.parked = False
                     continue

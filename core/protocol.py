@@ -522,6 +522,9 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
                 else:
                     queue.put_nowait({"type": "websocket.receive", "text": text})
                     pos = stop
+                    if self.close_sent:  # handled at once, and the app closed: websockets reads on
+                        self._leave_fast_path(data[pos:])
+                        return
                     continue
             # Any other frame: websockets handles it, whole, as it handled every frame.
             super().data_received(data[pos:stop])
@@ -803,9 +806,18 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         super().keepalive_timeout()
         self.transport.abort()  # the peer is gone; do not wait for its buffer to drain
 
+    def handle_close(self, event: Any) -> None:
+        """uvicorn's, after what is pending: replies made before the peer's close frame
+        was read go out before the answer to it."""
+        if not self.close_sent and not self._paused:
+            self._flush()
+        super().handle_close(event)
+
     def handle_parser_exception(self) -> None:
         # websockets failed the connection on a bad frame; 1009 is a frame over ws_max_size.
         close = self.conn.close_sent
         if close is not None and close.code == CloseCode.MESSAGE_TOO_BIG:
             metrics.limit_closed("too_big")
+        if not self.close_sent and not self._paused:
+            self._flush()  # replies to the frames before the bad one go out before the close
         super().handle_parser_exception()

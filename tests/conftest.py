@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 
 from core.close_codes import CloseCode
 from core.server import app_from_registry
@@ -34,6 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_DATABASE = "wsgen_test"
 TABLES = sorted(metadata.tables)
 WSGEN = str(Path(sys.executable).with_name("wsgen"))  # the CLI of this virtualenv
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every test runs on the event loop production runs: uvicorn picks uvloop, and uvloop
+    orders ready callbacks and I/O differently from asyncio's own loop."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

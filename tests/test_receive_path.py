@@ -112,23 +112,31 @@ async def raw(server: RunningServer) -> AsyncIterator[RawClient]:
         yield client
 
 
-@contextlib.asynccontextmanager
-async def open_raw(server: RunningServer) -> AsyncIterator[RawClient]:
-    reader, writer = await asyncio.open_connection(server.host, server.port)
+def upgrade_request(server: RunningServer, path: str, user: str) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            "GET /ws/user HTTP/1.1\r\n"
-            f"Host: {server.host}:{server.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Authorization: Bearer {server.token('alice')}\r\n\r\n"
-        ).encode()
-    )
+    return (
+        f"GET {path} HTTP/1.1\r\n"
+        f"Host: {server.host}:{server.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {server.token(user)}\r\n\r\n"
+    ).encode()
+
+
+async def raw_connection(server: RunningServer, path: str, user: str) -> RawClient:
+    """A raw client past the 101 (the caller closes its writer)."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(upgrade_request(server, path, user))
     async with asyncio.timeout(TIMEOUT):
         status = await reader.readuntil(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 101"), status
-    client = RawClient(reader, writer)
+    return RawClient(reader, writer)
+
+
+@contextlib.asynccontextmanager
+async def open_raw(server: RunningServer) -> AsyncIterator[RawClient]:
+    client = await raw_connection(server, "/ws/user", "alice")
+    writer = client.writer
     assert (await client.next_event())["event"] == "connected"
     assert fast_path(server) == [True]  # the frames below are cut by wsgen, not websockets
     try:
@@ -359,6 +367,33 @@ def app_accepting_on(accept: asyncio.Event, received: list[Any]) -> Any:
             received.append(message.get("text"))
 
     return app
+
+
+@pytest.mark.parametrize("peer_frame", ["close", "bad"])
+async def test_frames_pending_when_the_peer_closes_go_out_first(peer_frame: str) -> None:
+    """A frame waiting for the pass's write goes out before the answer to the peer's close
+    frame, or before the close for a frame websockets refuses (reserved opcode: 1002);
+    uvloop may read the peer's frame before it runs the write."""
+    accept = asyncio.Event()
+    accept.set()
+    config = loaded_config(app_accepting_on(accept, []))
+    protocol = WsgenProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.written.startswith(b"HTTP/1.1 101")
+    reply = b"\x81\x02{}"
+    assert protocol.send_frame(reply)  # pending until the pass's write
+    if peer_frame == "close":
+        protocol.data_received(frame(CLOSE, (1000).to_bytes(2, "big")))
+    else:
+        protocol.data_received(frame(0x3, b"x"))
+    written = bytes(transport.written)
+    assert reply in written, written
+    assert written.index(reply) < written.rindex(b"\x88")  # the close frame comes last
+    protocol.connection_lost(None)
 
 
 @pytest.mark.parametrize("cut", [1, 2, 6, 8])

@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.testing import Client, RunningServer, connect, serve
 from middleware.auth import auth_middleware
 from tests.conftest import LogCapture
+from tests.test_receive_path import CLOSE, TIMEOUT, frame, raw_connection, text
 
 handled = contextvars.ContextVar("handled", default=0)
 
@@ -50,6 +51,21 @@ async def on_timeout(ctx: Context, ws: Connection, message: Inbound) -> dict[str
     return {"result": "not reached"}
 
 
+async def on_timeout_child(ctx: Context, ws: Connection, message: Inbound) -> dict[str, Any]:
+    """A timeout cancels the task it was entered in, and the task cancels what it awaits."""
+    child = asyncio.get_running_loop().create_task(asyncio.sleep(5))
+    try:
+        async with asyncio.timeout(0):
+            await child
+    except TimeoutError:
+        pass
+    return {"child_cancelled": child.cancelled()}
+
+
+async def on_close_me(ctx: Context, ws: Connection, message: Inbound) -> None:
+    await ws.close(4000, "closed by its handler")
+
+
 async def on_cancel_self(ctx: Context, ws: Connection, message: Inbound) -> None:
     cancelled = asyncio.get_running_loop().create_future()
     cancelled.cancel()
@@ -64,6 +80,8 @@ HANDLER = WebSocketHandler(
         Event("sleep", on_sleep),
         Event("timeout", on_timeout),
         Event("cancel-self", on_cancel_self),
+        Event("timeout-child", on_timeout_child),
+        Event("close-me", on_close_me),
     ],
 )
 
@@ -134,3 +152,31 @@ async def test_a_handler_raising_cancelled_error_is_a_handler_failure(
         assert (await ack(client, "probe"))["handled"] == 2
     records = logs.records("handler failed", phase="on_message")
     assert len(records) == 1 and "CancelledError" in records[0]["exception"]
+
+
+async def test_a_timeout_cancels_what_the_handler_awaits(server: RunningServer) -> None:
+    """As in a task, a cancellation reaches the future the handler waits on (here a child
+    task), also when the handler started outside the task and was handed to it."""
+    async with connect(server, "/ws/probe", "u1") as client:
+        await ack(client, "probe")
+        assert (await ack(client, "timeout-child"))["child_cancelled"] is True
+
+
+async def test_a_close_among_queued_frames_still_reads_the_close_reply(
+    server: RunningServer,
+) -> None:
+    """A handler closes its connection while 100 more frames came in the same read: the
+    server stops reading them as messages, reads the client's close reply and ends the
+    TCP connection cleanly (not by aborting it after its close timeout)."""
+    raw = await raw_connection(server, "/ws/probe", "u1")
+    try:
+        raw.writer.write(text({"type": "probe", "ref": "p"}))
+        assert (await raw.next_event())["event"] == "ack"
+        burst = [text({"type": "probe", "ref": n}) for n in range(100)]
+        raw.writer.write(text({"type": "close-me"}) + b"".join(burst))
+        assert await raw.close_code() == 4000
+        raw.writer.write(frame(CLOSE, (4000).to_bytes(2, "big")))
+        async with asyncio.timeout(TIMEOUT):  # the server's close timeout is 10 s
+            assert await raw.reader.read() == b""  # end of stream, not a reset
+    finally:
+        raw.writer.close()
