@@ -433,6 +433,11 @@ class _Session:
                     continue
                 except BaseException as exc:  # e.g. CancelledError: the task raises it
                     coroutine, waiting_on = _reraise(exc), None
+                if asyncio.isfuture(waiting_on):
+                    # The flag tells the task that gets the future to wait for it, and is
+                    # reset there. Ours gets it later (_resume sets it again): meanwhile
+                    # another task may await the same future and must find it unset.
+                    waiting_on._asyncio_future_blocking = False
                 self.handover = (coroutine, waiting_on)
                 protocol.interrupt_wait()
                 return
@@ -517,6 +522,8 @@ def _resume(
     """Continue, inside a task, a coroutine that ran outside one until it had to wait
     on ``waiting_on``: what ``await`` does, from its second step on. ``error`` is
     thrown in first instead, as the task would have."""
+    if error is None and asyncio.isfuture(waiting_on):
+        waiting_on._asyncio_future_blocking = True  # as the await that yielded it left it
     while True:
         if error is None:
             try:

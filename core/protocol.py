@@ -806,12 +806,13 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         super().keepalive_timeout()
         self.transport.abort()  # the peer is gone; do not wait for its buffer to drain
 
-    def handle_close(self, event: Any) -> None:
-        """uvicorn's, after what is pending: replies made before the peer's close frame
-        was read go out before the answer to it."""
-        if not self.close_sent and not self._paused:
+    def handle_events(self) -> None:
+        """uvicorn's, after what is pending: frames made before the peer's frames were
+        read (replies, broadcasts) go out before anything written in answer to them (a
+        pong, the reply to a close), which uvicorn writes at once."""
+        if self._pending and not self.close_sent and not self._paused:
             self._flush()
-        super().handle_close(event)
+        super().handle_events()
 
     def handle_parser_exception(self) -> None:
         # websockets failed the connection on a bad frame; 1009 is a frame over ws_max_size.

@@ -396,6 +396,40 @@ async def test_frames_pending_when_the_peer_closes_go_out_first(peer_frame: str)
     protocol.connection_lost(None)
 
 
+@pytest.mark.parametrize("before", ["ping", "text"])
+async def test_frames_pending_go_out_before_a_pong_and_close_on_websockets_path(
+    before: str,
+) -> None:
+    """Once websockets reads the connection (here: bytes came before the 101), one read
+    may hold a ping (or a message) and the close: what was pending goes out before the
+    pong and the close reply, which uvicorn writes together."""
+    accept = asyncio.Event()
+    config = loaded_config(app_accepting_on(accept, []))
+    protocol = WsgenProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    first = text({"type": "ping", "ref": 1})
+    await asyncio.sleep(0)
+    protocol.data_received(first[:3])  # before the 101
+    accept.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    protocol.data_received(first[3:])
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not protocol._fast  # websockets reads this connection
+    start = len(transport.written)
+    reply = b"\x81\x02{}"
+    assert protocol.send_frame(reply)
+    peer = frame(PING, b"p") if before == "ping" else text({"type": "x"})
+    protocol.data_received(peer + frame(CLOSE, (1000).to_bytes(2, "big")))
+    written = bytes(transport.written[start:])
+    assert reply in written, written
+    assert written.index(reply) < written.rindex(b"\x88"), written  # the close frame last
+    protocol.connection_lost(None)
+
+
 @pytest.mark.parametrize("cut", [1, 2, 6, 8])
 async def test_frames_sent_before_the_101_are_read(cut: int) -> None:
     """A client that does not wait for the 101 may have sent part of a frame; websockets'

@@ -62,6 +62,18 @@ async def on_timeout_child(ctx: Context, ws: Connection, message: Inbound) -> di
     return {"child_cancelled": child.cancelled()}
 
 
+shared: list[asyncio.Future[str]] = []
+
+
+async def on_shared_wait(ctx: Context, ws: Connection, message: Inbound) -> dict[str, Any]:
+    """Awaits a future that other connections' handlers await too (a single-flight cache)."""
+    loop = asyncio.get_running_loop()
+    if not shared or shared[0].done():
+        shared[:] = [loop.create_future()]
+        loop.call_later(0.05, shared[0].set_result, "value")
+    return {"result": await shared[0]}
+
+
 async def on_close_me(ctx: Context, ws: Connection, message: Inbound) -> None:
     await ws.close(4000, "closed by its handler")
 
@@ -82,6 +94,7 @@ HANDLER = WebSocketHandler(
         Event("cancel-self", on_cancel_self),
         Event("timeout-child", on_timeout_child),
         Event("close-me", on_close_me),
+        Event("shared-wait", on_shared_wait),
     ],
 )
 
@@ -180,3 +193,23 @@ async def test_a_close_among_queued_frames_still_reads_the_close_reply(
             assert await raw.reader.read() == b""  # end of stream, not a reset
     finally:
         raw.writer.close()
+
+
+async def test_handlers_of_two_connections_await_one_future(server: RunningServer) -> None:
+    """Both messages are handled in the same pass, outside the tasks, and wait on one
+    future: each connection's task then takes over its own handler."""
+    clients = [await raw_connection(server, "/ws/probe", user) for user in ("u1", "u2")]
+    try:
+        for raw in clients:
+            raw.writer.write(text({"type": "probe", "ref": "p"}))
+            assert (await raw.next_event())["event"] == "ack"  # its task now waits
+        for raw in clients:  # no await in between: the server reads both in one pass
+            raw.writer.write(text({"type": "shared-wait", "ref": "s"}))
+        for raw in clients:
+            assert await raw.next_event() == {
+                "event": "ack",
+                "payload": {"ref": "s", "result": "value"},
+            }
+    finally:
+        for raw in clients:
+            raw.writer.close()
