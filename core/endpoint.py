@@ -471,16 +471,8 @@ class _Session:
                         # exception, as it would have inside the task.
                         if self.handover is None:
                             raise
-                        (coroutine, waiting_on), self.handover = self.handover, None
-                        if (
-                            isinstance(exc, asyncio.CancelledError)
-                            and asyncio.isfuture(waiting_on)
-                            and waiting_on.cancel(exc.args[0] if exc.args else None)
-                        ):
-                            # As Task.cancel(): what the handler awaits is cancelled.
-                            await _resume(coroutine, waiting_on)
-                        else:
-                            await _resume(coroutine, waiting_on, exc)
+                        handover, self.handover = self.handover, None
+                        await _resume(*handover, exc)
                     finally:
                         self.parked = False
                     continue
@@ -520,8 +512,15 @@ def _resume(
     coroutine: Coroutine[Any, Any, None], waiting_on: Any, error: BaseException | None = None
 ) -> Generator[Any, Any, None]:
     """Continue, inside a task, a coroutine that ran outside one until it had to wait
-    on ``waiting_on``: what ``await`` does, from its second step on. ``error`` is
-    thrown in first instead, as the task would have."""
+    on ``waiting_on``: what ``await`` does, from its second step on. ``error`` came to
+    the task meanwhile: as ``Task.cancel()`` does, a cancellation cancels the future
+    waited on (the coroutine sees it there); anything else is thrown in first."""
+    if (
+        isinstance(error, asyncio.CancelledError)
+        and asyncio.isfuture(waiting_on)
+        and waiting_on.cancel(error.args[0] if error.args else None)
+    ):
+        error = None
     if error is None and asyncio.isfuture(waiting_on):
         waiting_on._asyncio_future_blocking = True  # as the await that yielded it left it
     while True:

@@ -120,15 +120,11 @@ class _Inbox:
         self._items.append(item)
         if self.on_item is not None:  # a detached app decides how to take it
             self.on_item()
-            return
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        else:
+            self.interrupt()
 
     def interrupt(self) -> None:
-        """Resolve the waiter without an item (the consumer re-checks why it waited)."""
+        """Resolve the waiter (the consumer then re-checks the items, or why it waited)."""
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -361,8 +357,6 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     def default_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
         """The server's, as of now (its Date changes every second)."""
         return self.server_state.default_headers
-
-    # -- the receive path ---------------------------------------------------------
 
     # -- the handshake, when core.upgrade has read the request ----------------------
 
@@ -810,8 +804,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         """uvicorn's, after what is pending: frames made before the peer's frames were
         read (replies, broadcasts) go out before anything written in answer to them (a
         pong, the reply to a close), which uvicorn writes at once."""
-        if self._pending and not self.close_sent and not self._paused:
-            self._flush()
+        self._flush()
         super().handle_events()
 
     def handle_parser_exception(self) -> None:
@@ -819,6 +812,5 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         close = self.conn.close_sent
         if close is not None and close.code == CloseCode.MESSAGE_TOO_BIG:
             metrics.limit_closed("too_big")
-        if not self.close_sent and not self._paused:
-            self._flush()  # replies to the frames before the bad one go out before the close
+        self._flush()  # replies to the frames before the bad one go out before the close
         super().handle_parser_exception()

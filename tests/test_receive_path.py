@@ -369,6 +369,21 @@ def app_accepting_on(accept: asyncio.Event, received: list[Any]) -> Any:
     return app
 
 
+def requested(app: Any) -> tuple[WsgenProtocol, FakeTransport]:
+    """wsgen's protocol driven by hand on a fake transport, sent :data:`HANDSHAKE`."""
+    protocol = WsgenProtocol(config=loaded_config(app), server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    return protocol, transport
+
+
+async def settle() -> None:
+    """Let the event loop run what the last step scheduled (the app, the pass's write)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 @pytest.mark.parametrize("peer_frame", ["close", "bad"])
 async def test_frames_pending_when_the_peer_closes_go_out_first(peer_frame: str) -> None:
     """A frame waiting for the pass's write goes out before the answer to the peer's close
@@ -376,13 +391,8 @@ async def test_frames_pending_when_the_peer_closes_go_out_first(peer_frame: str)
     uvloop may read the peer's frame before it runs the write."""
     accept = asyncio.Event()
     accept.set()
-    config = loaded_config(app_accepting_on(accept, []))
-    protocol = WsgenProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = FakeTransport()
-    protocol.connection_made(transport)
-    protocol.data_received(HANDSHAKE)
-    for _ in range(10):
-        await asyncio.sleep(0)
+    protocol, transport = requested(app_accepting_on(accept, []))
+    await settle()
     assert transport.written.startswith(b"HTTP/1.1 101")
     reply = b"\x81\x02{}"
     assert protocol.send_frame(reply)  # pending until the pass's write
@@ -404,20 +414,14 @@ async def test_frames_pending_go_out_before_a_pong_and_close_on_websockets_path(
     may hold a ping (or a message) and the close: what was pending goes out before the
     pong and the close reply, which uvicorn writes together."""
     accept = asyncio.Event()
-    config = loaded_config(app_accepting_on(accept, []))
-    protocol = WsgenProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = FakeTransport()
-    protocol.connection_made(transport)
-    protocol.data_received(HANDSHAKE)
+    protocol, transport = requested(app_accepting_on(accept, []))
     first = text({"type": "ping", "ref": 1})
     await asyncio.sleep(0)
     protocol.data_received(first[:3])  # before the 101
     accept.set()
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     protocol.data_received(first[3:])
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     assert not protocol._fast  # websockets reads this connection
     start = len(transport.written)
     reply = b"\x81\x02{}"
@@ -436,21 +440,15 @@ async def test_frames_sent_before_the_101_are_read(cut: int) -> None:
     parser is then inside that frame, so wsgen must not start cutting frames itself."""
     accept = asyncio.Event()
     received: list[Any] = []
-    config = loaded_config(app_accepting_on(accept, received))
-    protocol = WsgenProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = FakeTransport()
-    protocol.connection_made(transport)
-    protocol.data_received(HANDSHAKE)
+    protocol, transport = requested(app_accepting_on(accept, received))
     first = text({"type": "ping", "ref": 1})
     await asyncio.sleep(0)
     protocol.data_received(first[:cut])  # before the app accepted
     accept.set()
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     assert transport.written.startswith(b"HTTP/1.1 101")
     protocol.data_received(first[cut:] + text({"type": "ping", "ref": 2}))
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     assert [json.loads(t)["ref"] for t in received] == [1, 2]
     assert not transport.closing
     protocol.connection_lost(None)

@@ -29,6 +29,7 @@ from tests.test_receive_path import (
     app_accepting_on,
     frame,
     loaded_config,
+    settle,
     text,
 )
 
@@ -200,15 +201,13 @@ async def test_frames_sent_before_the_101_are_read_after_it(cut: int) -> None:
     await asyncio.sleep(0)
     protocol.data_received(first[cut:] + second[:3])
     accept.set()
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     assert transport.written.startswith(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + RFC_ACCEPT + b"\r\n"
     )
     protocol.data_received(second[3:])
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     assert [json.loads(t)["ref"] for t in received] == [1, 2]
     assert not transport.closing
     protocol.connection_lost(None)
@@ -225,8 +224,7 @@ async def test_the_101_goes_before_a_plain_asgi_send_and_a_close_on_return() -> 
 
     transport, http = upgraded(app)
     http.data_received(HANDSHAKE)
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     assert transport.written.startswith(b"HTTP/1.1 101 ")
     assert transport.written.endswith(b"\r\n\r\n\x81\x03bye")
     assert transport.closing
@@ -240,8 +238,7 @@ async def test_a_ping_sent_with_the_request_is_answered_after_the_101() -> None:
 
     transport, http = upgraded(app)
     http.data_received(HANDSHAKE + frame(PING, b"hi"))
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await settle()
     head, _, rest = bytes(transport.written).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101 ")
     assert rest == b"\x8a\x02hi"  # the pong, after the 101
