@@ -29,6 +29,7 @@ from time import monotonic
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -56,6 +57,10 @@ MAX_PIPELINE = 64
 """Pipelined handlers (``Event(pipeline=True)``) running at once for one connection."""
 
 
+_NO_QUERY = QueryParams()
+"""Shared by the connections whose URL has no query (immutable; parsing one costs µs)."""
+
+
 class RouteEndpoint:
     """The ASGI app of one handler's route (one instance per route)."""
 
@@ -79,7 +84,7 @@ class RouteEndpoint:
             route=self.route,
             path_params=websocket.path_params,
             headers=websocket.headers,
-            query_params=websocket.query_params,
+            query_params=websocket.query_params if scope.get("query_string") else _NO_QUERY,
             subprotocols=tuple(scope.get("subprotocols", ())),
             services=self.services,
         )

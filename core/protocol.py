@@ -215,10 +215,23 @@ def _server_class(
     """A subclass of ``cls`` holding, as class attributes, what uvicorn's
     ``__init__`` copies into every connection although the server's connections
     share it (config, app, loop, logger, the server's sets...). One per server."""
+    global _last_server_class
+    last = _last_server_class  # the common case: the server of the last connection
+    if last is not None:
+        b = last[0]
+        if (
+            b[1] is config
+            and b[2] is server_state
+            and b[0] is cls
+            and b[3] is app_state
+            and b[4] is loop
+        ):
+            return last[1]
     bound = (cls, config, server_state, app_state, loop)
     key = tuple(map(id, bound))
     known = _server_classes.get(key)
     if known is not None and all(a is b for a, b in zip(known[0], bound, strict=True)):
+        _last_server_class = known
         return known[1]
     if not config.loaded:
         config.load()
@@ -244,13 +257,14 @@ def _server_class(
     server_class = type(cls.__name__, (cls,), shared)
     if len(_server_classes) >= _SERVER_CLASSES_MAX:
         del _server_classes[next(iter(_server_classes))]  # the oldest
-    _server_classes[key] = (bound, server_class)
+    _server_classes[key] = _last_server_class = (bound, server_class)
     return server_class
 
 
 _server_classes: dict[tuple[int, ...], tuple[tuple[Any, ...], type[WsgenProtocol]]] = {}
 """By the identities of class, config, server state, app state and loop (kept with
 the class, so that an id reused by a new object is told apart)."""
+_last_server_class: tuple[tuple[Any, ...], type[WsgenProtocol]] | None = None
 _SERVER_CLASSES_MAX = 8
 
 

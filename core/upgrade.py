@@ -84,6 +84,19 @@ def accept_value(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 
 class WsgenHttpProtocol(HttpToolsProtocol):
+    _upgrade_checked: bool | None = None
+
+    def on_message_begin(self) -> None:
+        self._upgrade_checked = None
+        super().on_message_begin()
+
+    def _should_upgrade(self) -> bool:
+        """uvicorn asks up to three times per request, scanning the headers each time."""
+        checked = self._upgrade_checked
+        if checked is None:
+            checked = self._upgrade_checked = super()._should_upgrade()
+        return checked
+
     def data_received(self, data: bytes) -> None:
         """uvicorn's, keeping the bytes that follow an upgrade request in the same read."""
         self._unset_keepalive_if_required()

@@ -138,6 +138,29 @@ async def test_frames_in_the_same_write_as_the_request_are_read(server: RunningS
     client.writer.close()
 
 
+async def test_an_upgrade_after_a_plain_request_on_the_same_connection(
+    server: RunningServer,
+) -> None:
+    """A handshake may follow a plain request on a kept-alive connection."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(f"GET /healthz HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n\r\n".encode())
+    async with asyncio.timeout(TIMEOUT):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+            if line.startswith(b"content-length:")
+        )  # fmt: skip
+        await reader.readexactly(length)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    writer.write(request_bytes(server))
+    async with asyncio.timeout(TIMEOUT):
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    client = RawClient(reader, writer)
+    assert (await client.next_event())["event"] == "connected"
+    writer.close()
+
+
 @pytest.mark.parametrize(
     ("lines", "method", "status"),
     [
