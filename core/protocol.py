@@ -50,9 +50,11 @@ What it adds:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import struct
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
@@ -66,6 +68,7 @@ from uvicorn.server import ServerState
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 try:
     from websockets.speedups import apply_mask
@@ -205,6 +208,39 @@ class _FlushScheduler:
 _schedulers = PerLoop(_FlushScheduler)
 
 
+class _ServerSide(ServerProtocol):
+    """websockets' server side, made by ``WsgenProtocol.__init__`` without its ``__init__``."""
+
+    @functools.cached_property
+    def id(self) -> uuid.UUID:  # type: ignore[override]
+        """websockets' id "for logs", which it does not read itself: made when asked."""
+        return uuid.uuid4()
+
+
+_PER_CONNECTION = frozenset(("id", "extensions", "reader", "events", "writes", "parser"))
+"""What websockets' ``__init__`` makes per connection; ``_conn_fields`` holds the rest."""
+
+
+def _conn_fields(config: Config, logger: logging.Logger) -> tuple[tuple[str, Any], ...]:
+    """The attributes websockets' ``ServerProtocol.__init__`` sets that are the same for
+    every connection of a server, from one made as uvicorn's ``__init__`` makes it."""
+    extensions = []
+    if config.ws_per_message_deflate:
+        extensions.append(
+            ServerPerMessageDeflateFactory(
+                server_max_window_bits=12,
+                client_max_window_bits=12,
+                compress_settings={"memLevel": 5},
+            )
+        )
+    model = ServerProtocol(extensions=extensions, max_size=config.ws_max_size, logger=logger)
+    fields = tuple((k, v) for k, v in vars(model).items() if k not in _PER_CONNECTION)
+    for name, value in fields:  # shared by every connection: nothing they could change
+        if isinstance(value, (list, dict, set, bytearray)) and name != "available_extensions":
+            raise RuntimeError(f"websockets' ServerProtocol.{name} is mutable; see _conn_fields")
+    return fields
+
+
 def _server_class(
     cls: type[WsgenProtocol],
     config: Config,
@@ -235,13 +271,14 @@ def _server_class(
         return known[1]
     if not config.loaded:
         config.load()
+    logger = logging.getLogger("uvicorn.error")
     shared = {
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "config": config,
         "app": config.loaded_app,
         "loop": loop,
-        "logger": logging.getLogger("uvicorn.error"),
+        "logger": logger,
         "root_path": config.root_path,
         "asgi_version": config.asgi_version,
         "app_state": app_state,
@@ -252,7 +289,7 @@ def _server_class(
         "ping_timeout": config.ws_ping_timeout,
         "_server_scheduler": _schedulers.get(loop),
         "_deadlines": deadlines.get(loop),
-        "_extensions": config.ws_per_message_deflate,
+        "_conn_fields": _conn_fields(config, logger),
     }
     server_class = type(cls.__name__, (cls,), shared)
     if len(_server_classes) >= _SERVER_CLASSES_MAX:
@@ -300,7 +337,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     server_state: ServerState
     _server_scheduler: _FlushScheduler
     _deadlines: Deadlines
-    _extensions: bool
+    _conn_fields: tuple[tuple[str, Any], ...]
 
     def __new__(
         cls,
@@ -327,18 +364,17 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         """
         self._inbox = _Inbox(self.loop)
         self.writable = _Writable(self.loop)  # type: ignore[assignment]
-        extensions = []
-        if self._extensions:
-            extensions = [
-                ServerPerMessageDeflateFactory(
-                    server_max_window_bits=12,
-                    client_max_window_bits=12,
-                    compress_settings={"memLevel": 5},
-                )
-            ]
-        self.conn = ServerProtocol(
-            extensions=extensions, max_size=self.config.ws_max_size, logger=self.logger
-        )
+        # websockets' ServerProtocol as its __init__ leaves it, minus a uuid4 per
+        # connection and the handshake parser, which only uvicorn's path runs
+        # (connection_made); set key by key, the instance dict keeps sharing its keys.
+        self.conn = conn = _ServerSide.__new__(_ServerSide)
+        fields = conn.__dict__
+        for name, value in self._conn_fields:
+            fields[name] = value
+        conn.extensions = []
+        conn.reader = StreamReader()
+        conn.events = []
+        conn.writes = []
         self._pending: list[bytes] = []
         self._scheduler = self._server_scheduler  # read per send on the fan-out path
         self.transport = None  # type: ignore[assignment]
@@ -371,6 +407,13 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     def default_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
         """The server's, as of now (its Date changes every second)."""
         return self.server_state.default_headers
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """uvicorn's path: websockets reads the handshake, with its handshake parser."""
+        conn = self.conn
+        conn.parser = conn.parse()
+        next(conn.parser)
+        super().connection_made(transport)
 
     # -- the handshake, when core.upgrade has read the request ----------------------
 

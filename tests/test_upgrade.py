@@ -10,11 +10,14 @@ import asyncio
 import base64
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from uvicorn.server import ServerState
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.server import ServerProtocol
 
 from core.protocol import WsgenProtocol
 from core.testing import RunningServer
@@ -287,3 +290,32 @@ async def test_servers_in_one_process_each_keep_their_connection_class() -> None
     assert classes[0] is not classes[1]
     assert classes[0::2] == [classes[0]] * 3 and classes[1::2] == [classes[1]] * 3
     assert all(issubclass(c, WsgenProtocol) for c in classes)
+
+
+async def test_each_connection_has_the_websockets_side_its_init_would_make() -> None:
+    """core.protocol builds websockets' ServerProtocol without its __init__ (which
+    makes a uuid4 and a handshake parser per connection): same attributes, equal
+    values, and nothing mutable shared between two connections."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    config, state, app_state = loaded_config(app), ServerState(), {}
+    one, two = (
+        WsgenProtocol(config=config, server_state=state, app_state=app_state).conn for _ in range(2)
+    )
+    assert config.ws_per_message_deflate  # uvicorn's default: the factory is shared
+    assert [type(f) for f in one.available_extensions] == [ServerPerMessageDeflateFactory]
+    model = ServerProtocol(
+        extensions=one.available_extensions, max_size=config.ws_max_size, logger=one.logger
+    )
+    made, expected = vars(one), vars(model)
+    assert set(made) == set(expected) - {"id", "parser"}
+    for name, value in made.items():
+        if name == "reader":
+            assert type(value) is type(expected[name]) and not value.buffer
+        else:
+            assert value == expected[name], name
+    for name in ("extensions", "reader", "events", "writes"):
+        assert getattr(one, name) is not getattr(two, name), name
+    assert isinstance(one.id, uuid.UUID) and one.id == one.id != two.id
+    assert isinstance(one, ServerProtocol)
