@@ -55,11 +55,11 @@ import logging
 import random
 import struct
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import unquote
 
-from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent, ASGIVersions
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 EXTENSION = "wsgen.protocol"
+_NO_OPTIONS: dict[str, Any] = {}  # an ASGI extension's (empty) options, shared
 DEFAULT_QUEUE_LIMIT = 1024
 READ_QUEUE_HIGH = 64
 """Received messages waiting for the app before reading from the socket pauses.
@@ -209,12 +210,36 @@ _schedulers = PerLoop(_FlushScheduler)
 
 
 class _ServerSide(ServerProtocol):
-    """websockets' server side, made by ``WsgenProtocol.__init__`` without its ``__init__``."""
+    """websockets' server side, made by ``WsgenProtocol.__init__`` without its ``__init__``.
+
+    Once the connection is open, its frame parser is made when websockets first reads
+    (a control frame, or the closing): most connections' frames are all cut by
+    ``WsgenProtocol.data_received``. The parser's generator refers to this object,
+    so a connection that never needed it also leaves no reference cycle behind.
+    """
+
+    parser: Generator[None] | None = None  # type: ignore[assignment]
 
     @functools.cached_property
     def id(self) -> uuid.UUID:  # type: ignore[override]
         """websockets' id "for logs", which it does not read itself: made when asked."""
         return uuid.uuid4()
+
+    def receive_data(self, data: bytes | bytearray) -> None:
+        if self.parser is None:
+            self._start_frame_parser()
+        super().receive_data(data)
+
+    def receive_eof(self) -> None:
+        if self.parser is None:
+            self._start_frame_parser()
+        super().receive_eof()
+
+    def _start_frame_parser(self) -> None:
+        """The parser websockets' server side runs after the handshake (nothing is
+        buffered before it starts: the fast path hands over whole frames)."""
+        self.parser = Protocol.parse(self)
+        next(self.parser)
 
 
 _PER_CONNECTION = frozenset(("id", "extensions", "reader", "events", "writes", "parser"))
@@ -290,6 +315,7 @@ def _server_class(
         "_server_scheduler": _schedulers.get(loop),
         "_deadlines": deadlines.get(loop),
         "_conn_fields": _conn_fields(config, logger),
+        "_asgi": {"version": config.asgi_version, "spec_version": "2.4"},
     }
     server_class = type(cls.__name__, (cls,), shared)
     if len(_server_classes) >= _SERVER_CLASSES_MAX:
@@ -338,6 +364,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     _server_scheduler: _FlushScheduler
     _deadlines: Deadlines
     _conn_fields: tuple[tuple[str, Any], ...]
+    _asgi: ASGIVersions
 
     def __new__(
         cls,
@@ -431,15 +458,19 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._accept = accept
         self._early = [rest] if rest else []
         raw_path, _, query = http.url.decode("ascii").partition("?")
-        subprotocols: list[str] = []
-        for name, value in http.headers:
-            if name == b"sec-websocket-protocol":
-                subprotocols.extend(token.strip() for token in value.decode().split(","))
+        offered = [
+            token.strip()
+            for name, value in http.headers
+            if name == b"sec-websocket-protocol"
+            for token in value.decode().split(",")
+        ]
         root_path = self.root_path
-        extensions: dict[str, Any] = {"websocket.http.response": {}, EXTENSION: self}
+        # The scope's constant parts are shared: what a connection keeps is scanned by
+        # every garbage collection pass until it is old.
+        extensions: dict[str, Any] = {"websocket.http.response": _NO_OPTIONS, EXTENSION: self}
         self.scope = {
             "type": "websocket",
-            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "asgi": self._asgi,
             "http_version": "1.1",
             "scheme": self.scheme,
             "server": self.server,
@@ -449,7 +480,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             "raw_path": root_path.encode("ascii") + raw_path.encode("ascii"),
             "query_string": query.encode("ascii"),
             "headers": http.headers,
-            "subprotocols": subprotocols,
+            "subprotocols": offered or (),
             "state": http.scope["state"],
             "extensions": extensions,
         }
@@ -711,10 +742,9 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._reset_parser()
 
     def _reset_parser(self) -> None:
-        """websockets' frame parser, the one its server side runs after the handshake."""
-        conn = self.conn
-        conn.parser = Protocol.parse(conn)
-        next(conn.parser)
+        """websockets' frame parser, the one its server side runs after the handshake:
+        made when websockets first reads (see _ServerSide)."""
+        cast(_ServerSide, self.conn).parser = None
 
     def send_receive_event_to_app(self) -> None:
         """uvicorn's, but reading pauses only past ``READ_QUEUE_HIGH`` waiting messages."""

@@ -271,6 +271,29 @@ async def test_a_ping_sent_with_the_request_is_answered_after_the_101() -> None:
     transport.protocol.connection_lost(None)
 
 
+async def test_websockets_frame_parser_is_made_when_websockets_first_reads() -> None:
+    """Text frames are cut by wsgen; websockets' parser (a generator referring to its
+    connection) is made for the first frame it reads, a ping here."""
+    accept = asyncio.Event()
+    accept.set()
+    received: list[Any] = []
+    transport, http = upgraded(app_accepting_on(accept, received))
+    http.data_received(HANDSHAKE)
+    await settle()
+    protocol = transport.protocol
+    assert isinstance(protocol, WsgenProtocol)
+    assert protocol.conn.parser is None
+    protocol.data_received(text({"n": 1}))
+    await settle()
+    assert received == ['{"n": 1}'] and protocol.conn.parser is None
+    protocol.data_received(frame(PING, b"hi") + text({"n": 2}))
+    await settle()
+    assert protocol.conn.parser is not None
+    assert bytes(transport.written).endswith(b"\x8a\x02hi")  # the pong
+    assert received == ['{"n": 1}', '{"n": 2}']
+    protocol.connection_lost(None)
+
+
 async def test_servers_in_one_process_each_keep_their_connection_class() -> None:
     """Connections of two servers made in turn: one class per server, reused."""
 
