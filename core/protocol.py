@@ -776,6 +776,15 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         if not self._inbox.empty():
             wake()
 
+    def release(self) -> None:
+        """The app is done with this connection: drop the references back to this
+        object (the app's wake-up, the scope's extension entry), so that the closed
+        connection is freed by reference counting when the transport lets it go,
+        not by a later garbage collection pass over every object it held."""
+        self._inbox.on_item = None
+        if self.scope is not None:
+            self.scope["extensions"].pop(EXTENSION, None)
+
     def message_waiting(self) -> asyncio.Future[None]:
         """Done when a message is queued (or :meth:`interrupt_wait` is called)."""
         return self._inbox.wait()

@@ -48,7 +48,7 @@ class ProtocolSink:
         self._protocol.close_now(code, reason)
 
     async def stop(self) -> None:
-        return None
+        self._protocol.release()
 
 
 STOP_TIMEOUT = 5.0

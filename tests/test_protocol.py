@@ -6,6 +6,9 @@ tests are what an upgrade must keep passing.
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,6 +16,7 @@ import pytest
 import websockets
 
 from core.close_codes import CloseCode
+from core.protocol import WsgenProtocol
 from core.server import app_from_registry
 from core.settings import Settings
 from core.testing import Client, RunningServer, connect, serve
@@ -158,3 +162,35 @@ async def test_query_strings_never_reach_the_log(settings: Settings, logs: LogCa
     assert token not in text
     assert "not-a-jwt-secret-ish" not in text
     assert any("/ws/user" in str(r) for r in logs.lines)  # the path itself is logged
+
+
+@pytest.mark.parametrize("ending", ["close", "abort"])
+async def test_closed_connections_are_freed_without_the_garbage_collector(
+    server: RunningServer, ending: str
+) -> None:
+    """A closed connection's objects hold no reference cycle: reference counting frees
+    them as it closes (with a close frame, or the TCP connection dropped), and closed
+    connections never wait for a collection pass over everything they held."""
+    async with await api_for(server) as api:
+        room = await create_room(api, "alice", "bob")
+    gc.collect()
+    gc.disable()
+    try:
+        async with room_members(server, room, "alice", "bob") as (alice, bob):
+            await alice.send("chat.message", {"text": "hi"}, ref=1)
+            await alice.expect("ack")
+            await bob.expect("chat.message")
+            refs = [
+                weakref.ref(p)
+                for p in server.uvicorn.server_state.connections
+                if isinstance(p, WsgenProtocol)
+            ]
+            if ending == "abort":
+                alice.ws.transport.abort()
+                bob.ws.transport.abort()
+        assert len(refs) == 2
+        async with asyncio.timeout(5):
+            while any(ref() is not None for ref in refs):
+                await asyncio.sleep(0.01)
+    finally:
+        gc.enable()
