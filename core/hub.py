@@ -60,6 +60,9 @@ class Hub:
         self._subscribed: set[str] = set()
         self._syncing: set[str] = set()
         self._last_broker_warning = 0.0
+        # How many close requests (this process's, or another's) the hub has handled:
+        # a change tells that connections may have been closed since an earlier look.
+        self.closes = 0
 
     async def start(self) -> None:
         self.backend.presence.watch(self._departed)
@@ -216,6 +219,7 @@ class Hub:
     async def _close(
         self, topic: str, ids: list[str] | None, user_id: str | None, code: int, reason: str
     ) -> None:
+        self.closes += 1
         await _close_matching(self._local.get(topic, {}).values(), ids, user_id, code, reason)
         if self.backend.shared:
             header = {
@@ -261,6 +265,7 @@ class Hub:
                 sent = _send_all(local, OutFrame(body), header["x"], header["u"])
                 metrics.sent(str(header.get("e", metrics.UNKNOWN))).inc(sent)
             elif header["k"] == "close":
+                self.closes += 1
                 await _close_matching(local, header["ids"], header["u"], header["c"], header["r"])
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             log.error("broker message dropped: not a hub message", topic=topic, size=len(data))

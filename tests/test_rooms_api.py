@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import httpx
 import orjson
 import pytest
 import websockets
 
-from core.testing import RunningServer, bearer, connect
-from tests.conftest import create_room, room_path
+from core.app import create_app
+from core.server import load_registry
+from core.settings import Settings
+from core.store import Store, open_store
+from core.testing import RunningServer, bearer, connect, serve
+from tests.conftest import ROOT, create_room, room_path, service_client
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 ROOMS = "/api/internal/chat-rooms"
@@ -289,3 +295,64 @@ async def test_participant_path_ids_are_validated(api: httpx.AsyncClient, user_i
         )
         assert response.status_code == 422, response.text
         assert response.json()["message"].startswith("userId:")
+
+
+class PausingStore:
+    """The server's store, counting participant checks; the first waits, after its
+    answer, until ``go`` is set."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.checks = 0
+        self.answered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def is_participant(self, room_id: str, user_id: str) -> bool:
+        self.checks += 1
+        answer = await self._store.is_participant(room_id, user_id)
+        if self.checks == 1:
+            self.answered.set()
+            await self.go.wait()
+        return answer
+
+
+@asynccontextmanager
+async def server_with(store: PausingStore, settings: Settings) -> AsyncIterator[RunningServer]:
+    app = create_app(load_registry(ROOT).load(), settings, store=cast(Store, store))
+    async with serve(app, settings) as running:
+        yield running
+
+
+async def test_a_removal_between_the_check_and_the_join_closes_4403(settings: Settings) -> None:
+    """The user is removed after the participant middleware's check, before the
+    connection joins (so the removal closes nothing): it is closed with 4403 once
+    joined. Without any removal, a handshake asks the store once (one process)."""
+    store = await open_store(settings.database_url)
+    pausing = PausingStore(store)
+    try:
+        async with server_with(pausing, settings) as server, service_client(server) as api:
+            room = await create_room(api, "alice", "bob")
+
+            async def bob_connects() -> int | None:
+                async with connect(server, room_path(room), "bob") as bob:
+                    await bob.expect("connected")
+                    return await bob.closed_with()
+
+            bob = asyncio.create_task(bob_connects())
+            async with asyncio.timeout(5):
+                await pausing.answered.wait()  # checked: bob is a participant
+            assert (await api.delete(participant_url(room, "bob"))).status_code == 204
+            pausing.go.set()
+            assert await asyncio.wait_for(bob, 5) == 4403
+            assert pausing.checks == 2  # asked again after the join
+
+            pausing.checks = 1  # no pause from here
+            async with connect(server, room_path(room), "alice") as alice:
+                await alice.expect("connected")
+                await alice.request("ping", None)
+            assert pausing.checks == 2  # nothing was removed meanwhile: asked once
+    finally:
+        await store.close()

@@ -26,7 +26,7 @@ from core import (
 )
 from core.channels import chat_room
 from middleware.auth import auth_middleware
-from middleware.participants import participant_middleware
+from middleware.participants import participant_middleware, still_participant
 
 
 class ChatMessageIn(BaseModel):
@@ -71,8 +71,7 @@ async def on_connect(ctx: Context, ws: Connection) -> None:
     # that concurrent joiners announce each other once. Then: was the user removed
     # between the participant check and the join? That removal's 4403 could not reach
     # a connection the hub did not know yet.
-    assert ctx.user_id is not None
-    if not await ctx.services.store.is_participant(ctx.path_params["room"], ctx.user_id):
+    if not await still_participant(ctx):
         await ws.close(CloseCode.REMOVED, "removed from the room")
 
 
