@@ -402,6 +402,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         conn.reader = StreamReader()
         conn.events = []
         conn.writes = []
+        conn.debug = self.logger.isEnabledFor(logging.DEBUG)  # as of now, as __init__ does
         self._pending: list[bytes] = []
         self._scheduler = self._server_scheduler  # read per send on the fan-out path
         self.transport = None  # type: ignore[assignment]
@@ -441,6 +442,13 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         conn.parser = conn.parse()
         next(conn.parser)
         super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # websockets' parser, once made, is a generator that refers to its connection
+        # (after a close frame it waits in discard() for an EOF it never gets): dropped,
+        # the closed connection is freed without the garbage collector (see release).
+        cast(_ServerSide, self.conn).parser = None
 
     # -- the handshake, when core.upgrade has read the request ----------------------
 

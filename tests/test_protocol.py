@@ -180,15 +180,15 @@ async def test_closed_connections_are_freed_without_the_garbage_collector(
             await alice.send("chat.message", {"text": "hi"}, ref=1)
             await alice.expect("ack")
             await bob.expect("chat.message")
-            refs = [
-                weakref.ref(p)
-                for p in server.uvicorn.server_state.connections
-                if isinstance(p, WsgenProtocol)
+            protocols = [
+                p for p in server.uvicorn.server_state.connections if isinstance(p, WsgenProtocol)
             ]
+            refs = [weakref.ref(o) for p in protocols for o in (p, p.conn)]
+            del protocols
             if ending == "abort":
                 alice.ws.transport.abort()
                 bob.ws.transport.abort()
-        assert len(refs) == 2
+        assert len(refs) == 4  # each protocol, and websockets' side of it
         async with asyncio.timeout(5):
             while any(ref() is not None for ref in refs):
                 await asyncio.sleep(0.01)

@@ -144,9 +144,13 @@ async def test_frames_in_the_same_write_as_the_request_are_read(server: RunningS
 async def test_an_upgrade_after_a_plain_request_on_the_same_connection(
     server: RunningServer,
 ) -> None:
-    """A handshake may follow a plain request on a kept-alive connection."""
+    """A handshake may follow a plain request on a kept-alive connection, even one that
+    asked for another upgrade (whether a request upgrades is worked out per request)."""
     reader, writer = await asyncio.open_connection(server.host, server.port)
-    writer.write(f"GET /healthz HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n\r\n".encode())
+    writer.write(
+        f"GET /healthz HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+        "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n".encode()
+    )
     async with asyncio.timeout(TIMEOUT):
         head = await reader.readuntil(b"\r\n\r\n")
         length = next(
