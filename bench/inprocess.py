@@ -36,50 +36,8 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class FakeTransport(asyncio.Transport):
-    """Counts what is written; the protocol it was handed is dropped when closed, as a
-    real transport does once the connection is lost."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = 0
-        self.closing = False
-        self.protocol: Any = None
-
-    def write(self, data: Any) -> None:
-        self.written += len(data)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
-
-    def get_protocol(self) -> Any:
-        return self.protocol
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
-            name, default
-        )
 
 
 class GcTally:
@@ -115,6 +73,7 @@ async def measure(args: argparse.Namespace) -> None:
 
     from core.server import app_from_registry, uvicorn_options
     from core.settings import Settings
+    from core.testing import FakeTransport
     from core.upgrade import WsgenHttpProtocol
 
     data = tempfile.mkdtemp(prefix="wsgen-inprocess-")
@@ -160,7 +119,7 @@ async def measure(args: argparse.Namespace) -> None:
                 await passes(6)
             await passes(6)
             elapsed = time.perf_counter() - started
-            answered = sum(1 for t in transports if t.written > 150)
+            answered = sum(1 for t in transports if len(t.written) > 150)
             if answered != count:
                 sys.exit(f"only {answered} of {count} handshakes were answered")
             return elapsed / count * 1e6, transports
@@ -223,7 +182,7 @@ async def measure(args: argparse.Namespace) -> None:
             frame = masked_text_frame(b'{"type":"ping"}')
             figures = []
             for _ in range(args.rounds):
-                before = [t.written for t in pingers]
+                before = [len(t.written) for t in pingers]
 
                 def feed() -> None:
                     for protocol in protocols:
@@ -234,7 +193,7 @@ async def measure(args: argparse.Namespace) -> None:
                     loop.call_soon(feed)  # outside any task, as the loop's read callbacks
                     await passes(2)  # the handling, then the pass's writes
                 elapsed = time.perf_counter() - started
-                pongs = sum(t.written - b for t, b in zip(pingers, before, strict=True))
+                pongs = sum(len(t.written) - b for t, b in zip(pingers, before, strict=True))
                 if pongs < 60 * args.pings * len(pingers):
                     sys.exit("not every ping was answered")
                 figures.append(elapsed / (args.pings * len(pingers)) * 1e6)

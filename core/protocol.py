@@ -445,10 +445,9 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        # websockets' parser, once made, is a generator that refers to its connection
-        # (after a close frame it waits in discard() for an EOF it never gets): dropped,
-        # the closed connection is freed without the garbage collector (see release).
-        cast(_ServerSide, self.conn).parser = None
+        # After a close frame the parser waits in discard() for an EOF it never gets:
+        # dropped, the closed connection is freed without the garbage collector.
+        self._drop_parser()
 
     # -- the handshake, when core.upgrade has read the request ----------------------
 
@@ -518,8 +517,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._accept = None
         early, self._early = self._early, None
         self.handshake_complete = True
-        self.conn.state = State.OPEN
-        self._reset_parser()
+        self.conn.state = State.OPEN  # websockets' frame parser: made when it first reads
         # Pending, not written: the app's first frames (its greeting) join it in one write.
         # Whatever would write to the socket directly first writes it (_flush_head).
         self._pending.append(b"".join(parts))
@@ -744,14 +742,15 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     def _forget_handshake(self) -> None:
         """Drop the handshake's request and response: about 2 KiB a connection holds
         for nothing. websockets' parser keeps the request in its generator's frame,
-        so it is replaced by a fresh frame parser (the same one the server side runs
-        after the handshake; nothing is buffered, so no byte is lost)."""
+        so it goes too; the frame parser that replaces it starts with nothing
+        buffered, so no byte is lost."""
         self.request = self.response = None
-        self._reset_parser()
+        self._drop_parser()
 
-    def _reset_parser(self) -> None:
-        """websockets' frame parser, the one its server side runs after the handshake:
-        made when websockets first reads (see _ServerSide)."""
+    def _drop_parser(self) -> None:
+        """Drop websockets' parser, a generator that refers to its connection (and,
+        after the handshake, to the request): a new frame parser is made when websockets
+        next reads (see _ServerSide)."""
         cast(_ServerSide, self.conn).parser = None
 
     def send_receive_event_to_app(self) -> None:

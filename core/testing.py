@@ -29,6 +29,45 @@ from core.ws import WebSocketHandler
 RECEIVE_TIMEOUT = 5.0
 
 
+class FakeTransport(asyncio.Transport):
+    """A transport for driving the protocol classes by hand: keeps what is written,
+    and the protocol it is handed at an upgrade (``set_protocol``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closing = False
+        self.protocol: Any = None
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Any:
+        return self.protocol
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
+
+
 @dataclass(slots=True)
 class RunningServer:
     app: Starlette

@@ -25,7 +25,7 @@ from uvicorn.server import ServerState
 from core.close_codes import CloseCode
 from core.endpoint import IDLE_RELEASE
 from core.protocol import WsgenProtocol
-from core.testing import RunningServer
+from core.testing import FakeTransport, RunningServer
 from tests.conftest import project_server
 
 TIMEOUT = 5.0
@@ -314,32 +314,6 @@ async def test_after_the_server_closes_frames_are_dropped_and_the_close_complete
     await raw.write(frame(CLOSE, struct.pack("!H", CloseCode.UNSUPPORTED_DATA)))
     async with asyncio.timeout(TIMEOUT):  # the close timeout is 10 s
         assert await raw.reader.read() == b""  # a clean end of stream, not a reset
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closing = False
-
-    def write(self, data: Any) -> None:
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
 
 
 HANDSHAKE = (

@@ -20,14 +20,13 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.server import ServerProtocol
 
 from core.protocol import WsgenProtocol
-from core.testing import RunningServer
+from core.testing import FakeTransport, RunningServer
 from core.upgrade import WsgenHttpProtocol, accept_value
 from tests.conftest import project_server
 from tests.test_receive_path import (
     HANDSHAKE,
     PING,
     TIMEOUT,
-    FakeTransport,
     RawClient,
     app_accepting_on,
     frame,
@@ -199,20 +198,11 @@ async def test_a_subprotocol_handshake_is_accepted(server: RunningServer) -> Non
 # -- early bytes, step by step -----------------------------------------------------
 
 
-class UpgradableTransport(FakeTransport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.protocol: Any = None
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
-
-
-def upgraded(app: Any) -> tuple[UpgradableTransport, WsgenHttpProtocol]:
+def upgraded(app: Any) -> tuple[FakeTransport, WsgenHttpProtocol]:
     """wsgen's HTTP protocol on a fake transport, for ``app``."""
     config = loaded_config(app)
     http = WsgenHttpProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = UpgradableTransport()
+    transport = FakeTransport()
     http.connection_made(transport)
     return transport, http
 
