@@ -126,29 +126,27 @@ class Profiler:
         log(f"profile: {self.output} (summarise: bench/profile.py {self.output})")
 
 
-def run_wsgen(
-    scenarios: list[str], repeat: int, sizes: list[str], *, profile: bool = False
-) -> None:
+def run_wsgen(scenarios: list[str], sizes: list[str], *, profile: bool = False) -> None:
+    """One run of each scenario, a fresh server each, as the harness does for peers."""
     setup = (
         f"{sys.executable} {ROOT / 'bench' / 'create_rooms.py'} "
         f"--url http://127.0.0.1:{PORT} --api-key {API_KEY}"
     )
-    for _ in range(repeat):
-        for scenario in scenarios:  # a fresh server per scenario, as the harness does for peers
-            with tempfile.TemporaryDirectory(prefix="wsgen-bench-") as data:
-                proc = start_wsgen(Path(data))
-                profiler = Profiler(proc.pid, scenario) if profile else None
-                try:
-                    harness(
-                        "run", "external", "--name", "wsgen", "--scenarios", scenario,
-                        "--url-template", f"ws://127.0.0.1:{PORT}/ws/comms/chat-rooms/{{room}}",
-                        "--jwt-secret", SECRET, "--server-pid", str(proc.pid),
-                        "--setup-cmd", setup, "--results", str(RESULTS), *sizes,
-                    )  # fmt: skip
-                finally:
-                    if profiler is not None:
-                        profiler.stop()
-                    stop(proc)
+    for scenario in scenarios:
+        with tempfile.TemporaryDirectory(prefix="wsgen-bench-") as data:
+            proc = start_wsgen(Path(data))
+            profiler = Profiler(proc.pid, scenario) if profile else None
+            try:
+                harness(
+                    "run", "external", "--name", "wsgen", "--scenarios", scenario,
+                    "--url-template", f"ws://127.0.0.1:{PORT}/ws/comms/chat-rooms/{{room}}",
+                    "--jwt-secret", SECRET, "--server-pid", str(proc.pid),
+                    "--setup-cmd", setup, "--results", str(RESULTS), *sizes,
+                )  # fmt: skip
+            finally:
+                if profiler is not None:
+                    profiler.stop()
+                stop(proc)
 
 
 def main() -> None:
@@ -174,13 +172,16 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     prepare_harness(args.harness)
     scenarios = args.scenarios.split(",")
-    run_wsgen(scenarios, args.repeat, args.sizes, profile=args.profile)
     peers = [] if args.peers == "none" else args.peers.split(",")
-    for peer in peers:
-        harness(
-            "run", peer, "--scenarios", ",".join(scenarios), "--repeat", str(args.repeat),
-            "--results", str(RESULTS), *args.sizes,
-        )  # fmt: skip
+    # Rounds (every target once, then again), not one target's runs after another's:
+    # a slow spell of the machine then falls on every target, not on one.
+    for _ in range(args.repeat):
+        run_wsgen(scenarios, args.sizes, profile=args.profile)
+        for peer in peers:
+            harness(
+                "run", peer, "--scenarios", ",".join(scenarios), "--repeat", "1",
+                "--results", str(RESULTS), *args.sizes,
+            )  # fmt: skip
     today = dt.date.today().isoformat()
     harness("report", "--results", str(RESULTS), "--date", today)
     png = RESULTS / f"{today}.png"

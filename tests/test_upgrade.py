@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr
 from uvicorn.server import ServerState
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.server import ServerProtocol
 
 from core.protocol import WsgenProtocol
-from core.testing import FakeTransport, RunningServer
-from core.upgrade import WsgenHttpProtocol, accept_value
+from core.testing import RECEIVE_TIMEOUT, FakeTransport, RunningServer
+from core.upgrade import WsgenHttpProtocol, accept_value, local_address, remote_address
 from tests.conftest import project_server
 from tests.test_receive_path import (
     HANDSHAKE,
@@ -336,3 +337,46 @@ async def test_each_connection_has_the_websockets_side_its_init_would_make() -> 
         assert getattr(one, name) is not getattr(two, name), name
     assert isinstance(one.id, uuid.UUID) and one.id == one.id != two.id
     assert isinstance(one, ServerProtocol)
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "unix"])
+async def test_connection_addresses_are_uvicorns_without_asking_the_socket(
+    family: str, tmp_path: Any
+) -> None:
+    """WsgenHttpProtocol takes the ASGI ``server`` and ``client`` from the addresses the
+    event loop noted at accept; they must equal what uvicorn's helpers get from the socket."""
+    seen: list[tuple[Any, ...]] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            seen.append(
+                (local_address(transport), remote_address(transport),
+                 get_local_addr(transport), get_remote_addr(transport))
+            )  # fmt: skip
+            transport.close()
+
+    loop = asyncio.get_running_loop()
+    if family == "unix":
+        path = str(tmp_path / "s.sock")
+        server = await loop.create_unix_server(Probe, path)
+        _, writer = await asyncio.open_unix_connection(path)
+    else:
+        host = "127.0.0.1" if family == "ipv4" else "::1"
+        try:
+            server = await loop.create_server(Probe, host, 0)
+        except OSError:
+            pytest.skip(f"no {host} on this machine")
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection(host, port)
+    try:
+        async with asyncio.timeout(RECEIVE_TIMEOUT):
+            while not seen:
+                await asyncio.sleep(0.001)
+    finally:
+        writer.close()
+        server.close()
+    ours_local, ours_remote, uvicorn_local, uvicorn_remote = seen[0]
+    assert (ours_local, ours_remote) == (uvicorn_local, uvicorn_remote)
+    if family != "unix":
+        assert ours_local is not None and ours_remote is not None
+        assert ours_remote[0] == ours_local[0] and isinstance(ours_remote[1], int)
