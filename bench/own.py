@@ -1,6 +1,6 @@
 """wsgen and the peers measured with wsgen's own generator (bench/generator.mjs).
 
-    .venv/bin/python bench/own.py        # fanout and connections: wsgen and the three peers
+    .venv/bin/python bench/own.py        # fanout, connections and ping: wsgen and three peers
     .venv/bin/python bench/own.py --targets wsgen --scenarios connections --repeat 3
 
 Where the harness's generator is the limit, or close to it, this measures the same
@@ -9,7 +9,8 @@ figure is the server's:
 
 - fanout: one room, 1000 subscribers, a publisher, at most 20 messages in flight;
 - connections: 5000 handshakes in rooms of 10, 200 in flight, tokens signed before
-  the clock starts.
+  the clock starts;
+- ping: 100 clients, each alone in its room, in closed loop for 10 s.
 
 Each run gets a freshly started server pinned to CPU 1 and the generator pinned to CPU
 0, as in the harness; wsgen runs with its full behaviour (JWT, participants, every
@@ -41,6 +42,8 @@ COLUMNS = {
                ("p99 ms", "p99_ms", "{:.1f}"), ("delivered", "delivered_ratio", "{:.2%}")],
     "connections": [("handshakes/s", "handshakes_per_s", "{:,.0f}"),
                     ("KiB/conn", "rss_kib_per_conn", "{:.1f}")],
+    "ping": [("round trips/s", "round_trips_per_s", "{:,.0f}"), ("p50 ms", "p50_ms", "{:.2f}"),
+             ("p99 ms", "p99_ms", "{:.2f}")],
 }  # fmt: skip
 
 
@@ -97,7 +100,7 @@ def run_peer(harness: ModuleType, name: str, scenario: str, msgs: int) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="wsgen,bun-hono,node-hono,starlette-naive")
-    parser.add_argument("--scenarios", default="fanout,connections")
+    parser.add_argument("--scenarios", default="fanout,connections,ping")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--msgs", type=int, default=1000, help="fan-out messages (harness: 200)")
     parser.add_argument("--results", type=Path, default=run.RESULTS)
