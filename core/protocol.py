@@ -277,21 +277,13 @@ def _server_class(
     ``__init__`` copies into every connection although the server's connections
     share it (config, app, loop, logger, the server's sets...). One per server."""
     global _last_server_class
-    last = _last_server_class  # the common case: the server of the last connection
-    if last is not None:
-        b = last[0]
-        if (
-            b[1] is config
-            and b[2] is server_state
-            and b[0] is cls
-            and b[3] is app_state
-            and b[4] is loop
-        ):
-            return last[1]
     bound = (cls, config, server_state, app_state, loop)
+    last = _last_server_class  # the common case: the server of the last connection
+    if last is not None and _same_objects(last[0], bound):
+        return last[1]
     key = tuple(map(id, bound))
     known = _server_classes.get(key)
-    if known is not None and all(a is b for a, b in zip(known[0], bound, strict=True)):
+    if known is not None and _same_objects(known[0], bound):
         _last_server_class = known
         return known[1]
     if not config.loaded:
@@ -322,6 +314,17 @@ def _server_class(
         del _server_classes[next(iter(_server_classes))]  # the oldest
     _server_classes[key] = _last_server_class = (bound, server_class)
     return server_class
+
+
+def _same_objects(known: tuple[Any, ...], bound: tuple[Any, ...]) -> bool:
+    """Identity, element by element (``==`` would compare the app state dicts' contents)."""
+    return (
+        known[1] is bound[1]
+        and known[2] is bound[2]
+        and known[0] is bound[0]
+        and known[3] is bound[3]
+        and known[4] is bound[4]
+    )
 
 
 _server_classes: dict[tuple[int, ...], tuple[tuple[Any, ...], type[WsgenProtocol]]] = {}

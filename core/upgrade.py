@@ -31,6 +31,7 @@ import httptools
 from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import is_ssl
 
 from core.protocol import WsgenProtocol
 
@@ -89,19 +90,20 @@ def accept_value(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 def local_address(transport: asyncio.BaseTransport) -> tuple[str, int | None] | None:
     """The ASGI ``server`` of a connection, as uvicorn's ``get_local_addr`` gives it."""
-    return _address(transport.get_extra_info("sockname"), local=True)
+    info = transport.get_extra_info("sockname")
+    if isinstance(info, str):  # a Unix socket's path
+        return (info, None)
+    return _host_port(info)
 
 
 def remote_address(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
     """The ASGI ``client`` of a connection, as uvicorn's ``get_remote_addr`` gives it."""
-    return _address(transport.get_extra_info("peername"), local=False)  # type: ignore[return-value]
+    return _host_port(transport.get_extra_info("peername"))
 
 
-def _address(info: Any, *, local: bool) -> tuple[str, int | None] | None:
+def _host_port(info: Any) -> tuple[str, int] | None:
     if isinstance(info, tuple):  # (host, port), or IPv6's (host, port, flowinfo, scope_id)
         return (str(info[0]), int(info[1]))
-    if local and isinstance(info, str):  # a Unix socket's path
-        return (info, None)
     return None
 
 
@@ -120,7 +122,7 @@ class WsgenHttpProtocol(HttpToolsProtocol):
         self.flow = FlowControl(transport)
         self.server = local_address(transport)
         self.client = remote_address(transport)
-        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        self.scheme = "https" if is_ssl(transport) else "http"
         if self.logger.level <= TRACE_LOG_LEVEL:
             prefix = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
             self.logger.log(TRACE_LOG_LEVEL, "%sHTTP connection made", prefix)
