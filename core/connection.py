@@ -66,14 +66,14 @@ class Connection:
 
     async def send(self, event: str, payload: Any = None) -> bool:
         """Send one ``{"event", "payload"}`` frame (ahead of held deliveries)."""
-        if not self.closed and self._sink.send(encode(event, payload)):
+        if not self.closed and self._sink.send_frame(encode(event, payload)):
             metrics.sent(event).inc()
             return True
         return False
 
     async def send_error(self, code: str, message: str, ref: Ref | None = None) -> bool:
         metrics.protocol_error(code)
-        if not self.closed and self._sink.send(error_frame(code, message, ref)):
+        if not self.closed and self._sink.send_frame(error_frame(code, message, ref)):
             metrics.error_frame_sent()
             return True
         return False
@@ -90,7 +90,7 @@ class Connection:
             return False
         held = self._held
         if held is None:
-            return self._sink.send(frame)
+            return self._sink.send_frame(frame)
         if len(held) >= self._hold_limit:  # as the send queue's bound: a slow consumer
             self._held = None
             metrics.limit_closed("slow_consumer")
@@ -108,7 +108,7 @@ class Connection:
         """Send the held deliveries, in order, and stop holding."""
         held, self._held = self._held, None
         for frame in held or ():
-            if self.closed or not self._sink.send(frame):
+            if self.closed or not self._sink.send_frame(frame):
                 return
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
@@ -121,7 +121,7 @@ class Connection:
             return
         self.closed = True
         self.close_code = code
-        self._sink.close(code, clip_reason(reason))
+        self._sink.close_now(code, clip_reason(reason))
 
     def gone(self, code: int | None) -> None:
         """The peer or the server ended the connection (the receive loop saw it)."""

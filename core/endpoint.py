@@ -38,7 +38,7 @@ from core import metrics
 from core.close_codes import CloseCode
 from core.connection import Connection
 from core.context import Context
-from core.envelope import Inbound, ProtocolError, parse
+from core.envelope import Inbound, ProtocolError, Ref, parse
 from core.errors import ClientError, Reject
 from core.limits import RateLimiter
 from core.logging import get_logger
@@ -105,7 +105,7 @@ class RouteEndpoint:
                 # From here the protocol hands this connection its messages (see
                 # _Session): an idle connection keeps no task and no coroutine.
                 session.protocol = protocol
-                protocol.detach(session.wake)
+                protocol.detach(session)
                 detached = True
                 return
             while not session.finished:
@@ -114,19 +114,19 @@ class RouteEndpoint:
             if not detached:
                 await session.finish()
 
-    async def _handle(self, session: _Session, message: Mapping[str, Any]) -> None:
-        """Act on one ASGI message of the connection; finish the session when the
-        connection is over."""
+    def _handle(self, session: _Session, message: Mapping[str, Any]) -> Coroutine[Any, Any, None]:
+        """The handling of one ASGI message of the connection (a coroutine to await)."""
+        if message["type"] == "websocket.receive" and (text := message.get("text")) is not None:
+            return self._receive(session, text)
+        return self._receive_other(session, message)
+
+    async def _receive(self, session: _Session, text: str) -> None:
+        """Act on one text message; finish the session if the connection is now closed."""
         conn = session.conn
         try:
-            if message["type"] == "websocket.disconnect":
-                conn.gone(message.get("code"))
-            elif (text := message.get("text")) is None:
-                self._metrics.invalid.inc()
-                await conn.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
             # The protocol layer refuses larger frames already; this holds on any server.
             # A character is at most 4 UTF-8 bytes: encode only when it could be too big.
-            elif len(text) * 4 > self._max_bytes and len(text.encode()) > self._max_bytes:
+            if len(text) * 4 > self._max_bytes and len(text.encode()) > self._max_bytes:
                 self._metrics.invalid.inc()
                 metrics.limit_closed("too_big")
                 await conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
@@ -139,9 +139,26 @@ class RouteEndpoint:
                     return
             await session.finish()
         except Exception as exc:  # a bug of ours, not a handler's (those are caught inside)
-            self._failed("receive", session.ctx, conn, exc)
-            await conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+            await self._receive_failed(session, exc)
+
+    async def _receive_other(self, session: _Session, message: Mapping[str, Any]) -> None:
+        """The disconnect, or a binary message (refused: closed with 1003)."""
+        try:
+            if message["type"] == "websocket.disconnect":
+                session.conn.gone(message.get("code"))
+            else:
+                self._metrics.invalid.inc()
+                await session.conn.close(
+                    CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted"
+                )
             await session.finish()
+        except Exception as exc:
+            await self._receive_failed(session, exc)
+
+    async def _receive_failed(self, session: _Session, exc: Exception) -> None:
+        self._failed("receive", session.ctx, session.conn, exc)
+        await session.conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+        await session.finish()
 
     async def _finish(self, session: _Session) -> None:
         """The connection is over: let its work end, run on_close, forget it."""
@@ -224,56 +241,83 @@ class RouteEndpoint:
         await conn.send_error("rate_limited", self._rate_message, ref)
         return False
 
-    async def _dispatch(
+    def _dispatch(
         self,
         ctx: Context,
         conn: Connection,
         text: str,
         pipelined: dict[asyncio.Task[None], None],
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
+        """Parse, route and validate one message: what is left to do is returned, as a
+        coroutine to await (usually its handler's :meth:`_invoke`, one coroutine less)."""
         try:
             inbound = parse(text)
         except ProtocolError as err:
             self._metrics.invalid.inc()
-            await _drain(pipelined)
-            await conn.send_error(err.code, err.message, err.ref)
-            return
+            return self._reply_error(conn, pipelined, err.code, err.message, err.ref)
         # Only declared event names become label values (SPEC §9, bounded cardinality).
         self._metrics.received.get(inbound.event, self._metrics.unknown).inc()
         event = self._events.get(inbound.event)
-        if pipelined and (event is None or not event.pipeline):
-            # Everything a connection sends is answered and relayed in the order it came:
-            # a message that is not pipelined waits for the pipelined ones before it.
-            await _drain(pipelined)
-        if event is not None:
+        if event is None:
+            hook = self.handler.on_message
+            if hook is None:
+                message = f"{inbound.event[:64]!r} is not accepted on {self.route}"
+                return self._reply_error(conn, pipelined, "unknown_event", message, inbound.ref)
+        else:
             if event.adapter is not None:
                 try:
                     inbound.data = event.adapter.validate_python(
                         {} if inbound.data is None else inbound.data
                     )
                 except ValidationError as exc:
-                    await _drain(pipelined)
-                    await conn.send_error("invalid_payload", describe(exc), inbound.ref)
-                    return
+                    return self._reply_error(
+                        conn, pipelined, "invalid_payload", describe(exc), inbound.ref
+                    )
             hook = event.handler
             if event.pipeline:
-                if len(pipelined) >= MAX_PIPELINE:
-                    await next(iter(pipelined))  # the oldest; bounds the work per connection
-                task = asyncio.get_running_loop().create_task(
-                    self._invoke(ctx, conn, inbound, hook)
-                )
-                pipelined[task] = None
-                task.add_done_callback(pipelined.pop)
-                return
-        elif self.handler.on_message is not None:
-            hook = self.handler.on_message
-        else:
-            await conn.send_error(
-                "unknown_event",
-                f"{inbound.event[:64]!r} is not accepted on {self.route}",
-                inbound.ref,
-            )
-            return
+                return self._pipeline(ctx, conn, inbound, hook, pipelined)
+        if pipelined:
+            # Everything a connection sends is answered and relayed in the order it came:
+            # a message that is not pipelined waits for the pipelined ones before it.
+            return self._invoke_after(ctx, conn, inbound, hook, pipelined)
+        return self._invoke(ctx, conn, inbound, hook)
+
+    async def _reply_error(
+        self,
+        conn: Connection,
+        pipelined: dict[asyncio.Task[None], None],
+        code: str,
+        message: str,
+        ref: Ref | None,
+    ) -> None:
+        """Answer ``error``, after the replies of the pipelined messages before it."""
+        await _drain(pipelined)
+        await conn.send_error(code, message, ref)
+
+    async def _pipeline(
+        self,
+        ctx: Context,
+        conn: Connection,
+        inbound: Inbound,
+        hook: MessageHook,
+        pipelined: dict[asyncio.Task[None], None],
+    ) -> None:
+        """Start a pipelined handler in its own task (the connection reads on)."""
+        if len(pipelined) >= MAX_PIPELINE:
+            await next(iter(pipelined))  # the oldest; bounds the work per connection
+        task = asyncio.get_running_loop().create_task(self._invoke(ctx, conn, inbound, hook))
+        pipelined[task] = None
+        task.add_done_callback(pipelined.pop)
+
+    async def _invoke_after(
+        self,
+        ctx: Context,
+        conn: Connection,
+        inbound: Inbound,
+        hook: MessageHook,
+        pipelined: dict[asyncio.Task[None], None],
+    ) -> None:
+        await _drain(pipelined)
         await self._invoke(ctx, conn, inbound, hook)
 
     async def _invoke(
@@ -408,32 +452,49 @@ class _Session:
             self.task = task
             self.protocol.tasks.add(task)  # uvicorn's shutdown waits for these
             _sweepers.get(self.protocol.loop).watch(self)
-        elif self.parked:
-            self._handle_here()
+        elif self.parked and not self.handle_now(None):
+            # Inside another task (e.g. bytes that came before the 101, read when the
+            # app accepts): wake ours instead.
+            self.parked = False
+            self.protocol.interrupt_wait()
         # Otherwise the task is handling a message and takes this one next.
 
-    def _handle_here(self) -> None:
-        """Handle the queued messages now, as the parked task would (see the class)."""
+    def handle_now(self, text: str | None) -> bool:
+        """Handle ``text`` (a text message read while none was queued), then the queued
+        messages, now, as the parked task would (see the class). False, with nothing
+        done, when the task is not parked or this runs inside another task: then
+        ``text`` is to be queued (the task takes it next, or is woken for it)."""
+        if not self.parked or self.finished:
+            return False
         protocol, task = self.protocol, self.task
         assert protocol is not None and task is not None
         loop = protocol.loop
-        if asyncio.current_task(loop) is not None:
-            # Called from inside another task (e.g. bytes that came before the 101, read
-            # when the app accepts): wake ours instead. Asked first, because the error
+        if text is None:
+            # wake(), possibly inside another task: asked first, because the error
             # _enter_task would raise formats both tasks' reprs, some 20 us.
-            self.parked = False
-            protocol.interrupt_wait()
-            return
-        _enter_task(loop, task)
+            if asyncio.current_task(loop) is not None:
+                return False
+            _enter_task(loop, task)
+        else:
+            # A text frame read by the loop's read callback, outside any task (a test
+            # may feed one from inside a task: then it is queued).
+            try:
+                _enter_task(loop, task)
+            except RuntimeError:
+                return False
         self.parked = False  # no re-entry: a message queued meanwhile waits its turn
         try:
             while not self.finished:
-                message = protocol.next_message()
-                if message is None:
-                    self.parked = True
-                    return
+                if text is not None:
+                    coroutine = self.endpoint._receive(self, text)
+                    text = None
+                else:
+                    message = protocol.next_message()
+                    if message is None:
+                        self.parked = True
+                        return True
+                    coroutine = self.endpoint._handle(self, message)
                 self.active = True
-                coroutine = self.endpoint._handle(self, message)
                 try:
                     waiting_on = self.context.run(coroutine.send, None)
                 except StopIteration:
@@ -447,8 +508,9 @@ class _Session:
                     waiting_on._asyncio_future_blocking = False
                 self.handover = (coroutine, waiting_on)
                 protocol.interrupt_wait()
-                return
+                return True
             protocol.interrupt_wait()  # finished: the task ends
+            return True
         finally:
             _leave_task(loop, task)
 

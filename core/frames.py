@@ -18,22 +18,18 @@ class OutFrame:
     """One JSON message for clients, and its forms for each way of sending it.
 
     ``data`` is the UTF-8 JSON; ``wire`` the complete WebSocket frame (written as is
-    to every transport on the fast path); ``text`` the ``str`` an ASGI send needs.
-    Each form is computed at most once, on first use, and shared by all recipients.
+    to every transport on the fast path), made with the frame since nearly every
+    frame goes out that way; ``text`` the ``str`` an ASGI send needs, computed on
+    first use. Each form is shared by all recipients.
     """
 
-    __slots__ = ("_text", "_wire", "data")
+    __slots__ = ("_text", "data", "wire")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self._wire: bytes | None = None
+        length = len(data)
+        self.wire = (bytes((0x81, length)) if length < 126 else text_frame_header(length)) + data
         self._text: str | None = None
-
-    @property
-    def wire(self) -> bytes:
-        if self._wire is None:
-            self._wire = text_frame_header(len(self.data)) + self.data
-        return self._wire
 
     @property
     def text(self) -> str:

@@ -24,7 +24,12 @@ What it adds:
   stopped reading. Keepalive timeouts abort the same way.
 - **A detached app.** :meth:`detach` lets the app return after the handshake while
   the connection stays open; the protocol then calls it back when messages are
-  queued (``core.endpoint._Session``), so an idle connection keeps no task.
+  queued (``core.endpoint._Session``), so an idle connection keeps no task. A text
+  message read while none is queued goes to the app as a ``str``, not as an ASGI
+  event through the queue.
+- **The connection's sink.** ``core.connection.Connection`` hands its frames to
+  this object itself (:class:`core.sinks.Sink`), one call from the send to the
+  pending list.
 - **Shutdown with 1001** (going away), not uvicorn's 1012.
 - **A receive path of its own.** Once the handshake is done, complete frames are
   cut from the stream here; an unfragmented, masked text frame within the size
@@ -54,8 +59,9 @@ import functools
 import logging
 import random
 import struct
+import typing
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import unquote
 
@@ -78,6 +84,7 @@ except ImportError:  # pragma: no cover - websockets without its C extension
 from core import metrics
 from core.close_codes import CloseCode
 from core.deadlines import Deadlines, deadlines
+from core.frames import OutFrame
 from core.loops import PerLoop
 
 if TYPE_CHECKING:
@@ -103,6 +110,17 @@ _SWITCHING = (
 )
 
 
+class DetachedApp(typing.Protocol):
+    """What :meth:`WsgenProtocol.detach` calls back (``core.endpoint._Session``)."""
+
+    def wake(self) -> None:
+        """Messages (or the disconnect) are queued."""
+
+    def handle_now(self, text: str) -> bool:
+        """A text message read while none is queued: handle it at once and return
+        True, or return False, having done nothing, to have it queued."""
+
+
 class _Inbox:
     """What ``asyncio.Queue`` does for uvicorn here, for one consumer (the app's receive).
 
@@ -111,19 +129,21 @@ class _Inbox:
     bring thousands of tiny frames, hence no ``pop(0)``.
     """
 
-    __slots__ = ("_head", "_items", "_loop", "_waiter", "on_item")
+    __slots__ = ("_head", "_items", "_loop", "_waiter", "app")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._items: list[Any] = []
         self._head = 0
         self._waiter: asyncio.Future[None] | None = None
-        self.on_item: Callable[[], None] | None = None  # a detached app's wake-up
+        # A detached app, woken for each item (held as is: two bound methods would
+        # cost 128 bytes a connection).
+        self.app: DetachedApp | None = None
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
-        if self.on_item is not None:  # a detached app decides how to take it
-            self.on_item()
+        if self.app is not None:  # a detached app decides how to take it
+            self.app.wake()
         else:
             self.interrupt()
 
@@ -611,7 +631,9 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
                 except UnicodeDecodeError:
                     pass  # websockets fails it with 1007, below
                 else:
-                    queue.put_nowait({"type": "websocket.receive", "text": text})
+                    app = queue.app
+                    if app is None or queue._items or not app.handle_now(text):
+                        queue.put_nowait({"type": "websocket.receive", "text": text})
                     pos = stop
                     if self.close_sent:  # handled at once, and the app closed: websockets reads on
                         self._leave_fast_path(data[pos:])
@@ -627,7 +649,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
             self._unread = [data[pos:]]
             self._unread_size = end - pos
             self._unread_need = need
-        if not self.read_paused and queue.qsize() >= READ_QUEUE_HIGH:
+        if queue._items and not self.read_paused and queue.qsize() >= READ_QUEUE_HIGH:
             self.read_paused = True
             self.transport.pause_reading()
 
@@ -639,8 +661,8 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
 
     # -- the send path ------------------------------------------------------------
 
-    def send_frame(self, frame: bytes) -> bool:
-        """Send one complete frame; False once closing or closed.
+    def send_frame(self, frame: OutFrame) -> bool:
+        """Send one frame (:class:`core.sinks.Sink`); False once closing or closed.
 
         Frames join the pending list, written with one ``transport.write`` per
         connection once the event loop has read every socket that was ready. A reply
@@ -654,7 +676,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         if self.close_sent or self.disconnected or self.conn.state is not State.OPEN:
             return False  # closing (either side): no data frame may follow a close frame
         pending = self._pending
-        pending.append(frame)
+        pending.append(frame.wire)
         if self._paused:
             if len(pending) > self.queue_limit:
                 metrics.limit_closed("slow_consumer")
@@ -777,23 +799,31 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
 
     # -- a detached app ------------------------------------------------------------
 
-    def detach(self, wake: Callable[[], None]) -> None:
-        """The app will return without closing the connection; ``wake()`` is called
-        whenever a message (or the disconnect) is queued, and the app takes them with
-        :meth:`next_message`. An idle connection then keeps no task alive."""
+    def detach(self, app: DetachedApp) -> None:
+        """The app will return without closing the connection; ``app.wake()`` is
+        called whenever a message (or the disconnect) is queued, and the app takes
+        them with :meth:`next_message`. An idle connection then keeps no task alive.
+
+        A text frame read while nothing is queued is first offered to
+        ``app.handle_now(text)``: the usual message of a connection then costs no
+        ASGI event and no round through the queue."""
         self._detached = True
-        self._inbox.on_item = wake
+        self._inbox.app = app
         if not self._inbox.empty():
-            wake()
+            app.wake()
 
     def release(self) -> None:
         """The app is done with this connection: drop the references back to this
         object (the app's wake-up, the scope's extension entry), so that the closed
         connection is freed by reference counting when the transport lets it go,
         not by a later garbage collection pass over every object it held."""
-        self._inbox.on_item = None
+        self._inbox.app = None
         if self.scope is not None:
             self.scope["extensions"].pop(EXTENSION, None)
+
+    async def stop(self) -> None:
+        """The connection is over for the app (:class:`core.sinks.Sink`)."""
+        self.release()
 
     def message_waiting(self) -> asyncio.Future[None]:
         """Done when a message is queued (or :meth:`interrupt_wait` is called)."""
@@ -805,7 +835,7 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
     def next_message(self) -> ASGIReceiveEvent | None:
         """The next queued message, or None (then ``wake`` is called for the next one)."""
         queue = self._inbox
-        if queue.empty():
+        if not queue._items:  # empty (the list is cleared when its last item is taken)
             return None
         message: ASGIReceiveEvent = queue.get_nowait()
         if self.read_paused and queue.empty():

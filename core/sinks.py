@@ -1,6 +1,6 @@
-"""Where a connection's outgoing frames go: wsgen's protocol, or plain ASGI as a fallback.
+"""Where a connection's outgoing frames go: wsgen's protocol itself, or plain ASGI as a fallback.
 
-Both are non-blocking for the caller: ``send`` never awaits, so a fan-out loop
+Both are non-blocking for the caller: ``send_frame`` never awaits, so a fan-out loop
 never waits on one socket, and a peer whose queue passes its bound is closed with
 1013 (slow consumer).
 """
@@ -21,34 +21,21 @@ from core.protocol import EXTENSION, WsgenProtocol
 
 
 class Sink(Protocol):
-    def send(self, frame: OutFrame) -> bool:
+    """What a :class:`~core.connection.Connection` sends through.
+
+    :class:`~core.protocol.WsgenProtocol` is one itself (the production path: a
+    frame goes from the connection straight to the protocol's pending list);
+    :class:`AsgiSink` is the fallback for other servers.
+    """
+
+    def send_frame(self, frame: OutFrame) -> bool:
         """Queue ``frame``; False when the connection is closing or closed."""
 
-    def close(self, code: int, reason: str) -> None:
+    def close_now(self, code: int, reason: str) -> None:
         """Close after what is queued; returns at once."""
 
     async def stop(self) -> None:
         """The connection is over: finish the close that was asked for, release the rest."""
-
-
-class ProtocolSink:
-    """Frames written by :class:`~core.protocol.WsgenProtocol`: the production path."""
-
-    __slots__ = ("_protocol",)
-
-    def __init__(self, protocol: WsgenProtocol, queue_limit: int) -> None:
-        if protocol.queue_limit != queue_limit:  # usually the class's default: no own copy
-            protocol.queue_limit = queue_limit
-        self._protocol = protocol
-
-    def send(self, frame: OutFrame) -> bool:
-        return self._protocol.send_frame(frame.wire)
-
-    def close(self, code: int, reason: str) -> None:
-        self._protocol.close_now(code, reason)
-
-    async def stop(self) -> None:
-        self._protocol.release()
 
 
 STOP_TIMEOUT = 5.0
@@ -70,26 +57,26 @@ class AsgiSink:
         self._done = False
         self._task = asyncio.get_running_loop().create_task(self._write())
 
-    def send(self, frame: OutFrame) -> bool:
+    def send_frame(self, frame: OutFrame) -> bool:
         if self._done or self._close is not None:
             return False
         if len(self._queue) >= self._limit:
             metrics.limit_closed("slow_consumer")
             self._queue.clear()
-            self.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+            self.close_now(CloseCode.TRY_AGAIN_LATER, "slow consumer")
             return False
         self._queue.append(frame)
         self._wakeup.set()
         return True
 
-    def close(self, code: int, reason: str) -> None:
+    def close_now(self, code: int, reason: str) -> None:
         if self._close is None:
             self._close = (code, reason)
             self._wakeup.set()
 
     async def stop(self) -> None:
         """Let the writer send what is queued and the close frame, for a bounded time."""
-        self.close(CloseCode.NORMAL_CLOSURE, "")
+        self.close_now(CloseCode.NORMAL_CLOSURE, "")
         self._done = True
         try:
             await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT)
@@ -115,5 +102,7 @@ class AsgiSink:
 def sink_for(websocket: WebSocket, queue_limit: int) -> Sink:
     protocol = websocket.scope.get("extensions", {}).get(EXTENSION)
     if isinstance(protocol, WsgenProtocol):
-        return ProtocolSink(protocol, queue_limit)
+        if protocol.queue_limit != queue_limit:  # usually the class's default: no own copy
+            protocol.queue_limit = queue_limit
+        return protocol
     return AsgiSink(websocket, queue_limit)

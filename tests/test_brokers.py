@@ -271,11 +271,11 @@ class FakeSink:
         self.frames: list[bytes] = []
         self.closed: tuple[int, str] | None = None
 
-    def send(self, frame: OutFrame) -> bool:
+    def send_frame(self, frame: OutFrame) -> bool:
         self.frames.append(frame.data)
         return True
 
-    def close(self, code: int, reason: str) -> None:
+    def close_now(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ from uvicorn.server import ServerState
 
 from core.close_codes import CloseCode
 from core.endpoint import IDLE_RELEASE
+from core.frames import OutFrame
 from core.protocol import WsgenProtocol
 from core.testing import FakeTransport, RunningServer
 from tests.conftest import project_server
@@ -369,7 +370,7 @@ async def test_frames_pending_when_the_peer_closes_go_out_first(peer_frame: str)
     await settle()
     assert transport.written.startswith(b"HTTP/1.1 101")
     reply = b"\x81\x02{}"
-    assert protocol.send_frame(reply)  # pending until the pass's write
+    assert protocol.send_frame(OutFrame(b"{}"))  # pending until the pass's write
     if peer_frame == "close":
         protocol.data_received(frame(CLOSE, (1000).to_bytes(2, "big")))
     else:
@@ -399,7 +400,7 @@ async def test_frames_pending_go_out_before_a_pong_and_close_on_websockets_path(
     assert not protocol._fast  # websockets reads this connection
     start = len(transport.written)
     reply = b"\x81\x02{}"
-    assert protocol.send_frame(reply)
+    assert protocol.send_frame(OutFrame(b"{}"))
     peer = frame(PING, b"p") if before == "ping" else text({"type": "x"})
     protocol.data_received(peer + frame(CLOSE, (1000).to_bytes(2, "big")))
     written = bytes(transport.written[start:])
