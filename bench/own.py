@@ -15,7 +15,8 @@ figure is the server's:
 Each run gets a freshly started server pinned to CPU 1 and the generator pinned to CPU
 0, as in the harness; wsgen runs with its full behaviour (JWT, participants, every
 message committed before it is sent). Raw results are appended to
-``bench/results/<date>-own.json``; the tables show medians.
+``bench/results/own/<date>.json`` (out of the harness report's way: it reads every
+``*.json`` of ``bench/results`` as its own records); the tables show medians.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def main() -> None:
     harness = load_harness()
     args.results.mkdir(parents=True, exist_ok=True)
     run.RESULTS = args.results.resolve()
-    store = args.results / f"{dt.date.today().isoformat()}-own.json"
+    store = args.results / "own" / f"{dt.date.today().isoformat()}.json"
+    store.parent.mkdir(exist_ok=True)
     records = json.loads(store.read_text()) if store.exists() else []
     figures: dict[tuple[str, str], list[dict[str, Any]]] = {}
     scenarios = args.scenarios.split(",")
