@@ -43,6 +43,7 @@ class Inbound:
 
 
 _FORMS = (("type", "data"), ("event", "payload"))
+_REF_TYPES = (str, int, float)  # a tuple: `str | int | float` would be built per call
 # Larger integers arrive as floats and would not come back as they were sent.
 _EXACT = float(2**53)
 
@@ -64,7 +65,7 @@ def parse(text: str | bytes) -> Inbound:
     ref = obj.get("ref")
     if ref is not None and (
         isinstance(ref, bool)
-        or not isinstance(ref, str | int | float)
+        or not isinstance(ref, _REF_TYPES)
         or (isinstance(ref, float) and abs(ref) >= _EXACT)
     ):
         raise ProtocolError(

@@ -14,6 +14,10 @@ def text_frame_header(length: int) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, length)
 
 
+_SHORT = tuple(bytes((0x81, length)) for length in range(126))
+"""The headers of frames shorter than 126 bytes (most replies): one tuple lookup each."""
+
+
 class OutFrame:
     """One JSON message for clients, and its forms for each way of sending it.
 
@@ -28,7 +32,7 @@ class OutFrame:
     def __init__(self, data: bytes) -> None:
         self.data = data
         length = len(data)
-        self.wire = (bytes((0x81, length)) if length < 126 else text_frame_header(length)) + data
+        self.wire = (_SHORT[length] if length < 126 else text_frame_header(length)) + data
         self._text: str | None = None
 
     @property
