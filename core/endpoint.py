@@ -116,7 +116,7 @@ class RouteEndpoint:
 
     def _handle(self, session: _Session, message: Mapping[str, Any]) -> Coroutine[Any, Any, None]:
         """The handling of one ASGI message of the connection (a coroutine to await)."""
-        if message["type"] == "websocket.receive" and (text := message.get("text")) is not None:
+        if message.get("type") == "websocket.receive" and (text := message.get("text")) is not None:
             return self._receive(session, text)
         return self._receive_other(session, message)
 
@@ -144,7 +144,7 @@ class RouteEndpoint:
     async def _receive_other(self, session: _Session, message: Mapping[str, Any]) -> None:
         """The disconnect, or a binary message (refused: closed with 1003)."""
         try:
-            if message["type"] == "websocket.disconnect":
+            if message.get("type") == "websocket.disconnect":
                 session.conn.gone(message.get("code"))
             else:
                 self._metrics.invalid.inc()
@@ -453,8 +453,8 @@ class _Session:
             self.protocol.tasks.add(task)  # uvicorn's shutdown waits for these
             _sweepers.get(self.protocol.loop).watch(self)
         elif self.parked and not self.handle_now(None):
-            # Inside another task (e.g. bytes that came before the 101, read when the
-            # app accepts): wake ours instead.
+            # Inside another task (e.g. one closing this connection, whose disconnect is
+            # queued from there): wake ours instead.
             self.parked = False
             self.protocol.interrupt_wait()
         # Otherwise the task is handling a message and takes this one next.
@@ -462,8 +462,9 @@ class _Session:
     def handle_now(self, text: str | None) -> bool:
         """Handle ``text`` (a text message read while none was queued), then the queued
         messages, now, as the parked task would (see the class). False, with nothing
-        done, when the task is not parked or this runs inside another task: then
-        ``text`` is to be queued (the task takes it next, or is woken for it)."""
+        done, when the task is not parked, the session is finished, or this runs
+        inside another task: then ``text`` is to be queued (the task takes it next, or
+        is woken for it)."""
         if not self.parked or self.finished:
             return False
         protocol, task = self.protocol, self.task

@@ -23,8 +23,9 @@ class OutFrame:
 
     ``data`` is the UTF-8 JSON; ``wire`` the complete WebSocket frame (written as is
     to every transport on the fast path), made with the frame since nearly every
-    frame goes out that way; ``text`` the ``str`` an ASGI send needs, computed on
-    first use. Each form is shared by all recipients.
+    frame goes out that way (the ASGI fallback, and a publish with no recipient in
+    this process, pay a copy of the JSON for nothing); ``text`` the ``str`` an ASGI
+    send needs, computed on first use. Each form is shared by all recipients.
     """
 
     __slots__ = ("_text", "data", "wire")

@@ -34,13 +34,13 @@ What it adds:
 - **A receive path of its own.** Once the handshake is done, complete frames are
   cut from the stream here; an unfragmented, masked text frame within the size
   limit, outside a fragmented message (all a client of this protocol sends), is
-  unmasked, decoded and queued for the app directly. Any other frame (ping, pong,
-  close, binary, fragments, bad
-  UTF-8, reserved bits) is handed whole to websockets' parser, which handles it as
+  unmasked, decoded and handed to the app directly (see *A detached app*). Any
+  other frame (ping, pong, close, binary, fragments, bad UTF-8, reserved bits) is
+  handed whole to websockets' parser, which handles it as
   before: websockets then always sits at a frame boundary, so the two never
   disagree on where a frame starts. websockets' generator-based parser cost about
   a fifth of a ping's round trip.
-- **Cheaper reads.** The app's receive queue is a deque with one waiter instead of
+- **Cheaper reads.** The app's receive queue is a list with one waiter instead of
   an ``asyncio.Queue``, and reading pauses only when ``READ_QUEUE_HIGH`` messages
   wait for the app, not after every message.
 - **A lean handshake.** With ``core.upgrade.WsgenHttpProtocol`` as uvicorn's HTTP
@@ -833,7 +833,8 @@ class WsgenProtocol(WebSocketsSansIOProtocol):
         self._inbox.interrupt()
 
     def next_message(self) -> ASGIReceiveEvent | None:
-        """The next queued message, or None (then ``wake`` is called for the next one)."""
+        """The next queued message, or None (the next one comes through ``wake``, or
+        ``handle_now`` for a text frame)."""
         queue = self._inbox
         if not queue._items:  # empty (the list is cleared when its last item is taken)
             return None

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import uvicorn
+from uvicorn.server import ServerState
 
 from core import Connection, Context, Event, Inbound, WebSocketHandler
+from core.app import create_app
+from core.server import uvicorn_options
 from core.settings import Settings
-from core.testing import Client, RunningServer, connect, serve
+from core.testing import Client, FakeTransport, RunningServer, connect, serve
+from core.upgrade import WsgenHttpProtocol
 from middleware.auth import auth_middleware
 from tests.conftest import LogCapture
 from tests.test_receive_path import CLOSE, TIMEOUT, frame, raw_connection, text
@@ -213,3 +219,89 @@ async def test_handlers_of_two_connections_await_one_future(server: RunningServe
     finally:
         for raw in clients:
             raw.writer.close()
+
+
+def replies(written: bytes) -> list[dict[str, Any]]:
+    """The server's text frames in what a fake transport got, after the 101."""
+    head = written.find(b"\r\n\r\n")
+    data = written[head + 4 :] if head >= 0 else b""
+    messages, pos = [], 0
+    while pos < len(data):
+        length, start = data[pos + 1] & 0x7F, pos + 2
+        if length == 126:
+            length, start = int.from_bytes(data[pos + 2 : pos + 4]), pos + 4
+        messages.append(json.loads(data[start : start + length]))
+        pos = start + length
+    return messages
+
+
+async def test_a_frame_for_a_waiting_task_is_handled_in_the_read_callback(
+    settings: Settings,
+) -> None:
+    """Read by the loop's callback (outside any task) while the connection's task waits,
+    a text frame is handled before ``data_received`` returns, without going through the
+    queue; a handler that has to wait goes on in the task, and the frame read with it is
+    queued and answered after it."""
+    app = create_app([HANDLER], settings)
+    async with app.router.lifespan_context(app):
+        token = app.state.services.tokens.issue("alice")
+        config = uvicorn.Config(app, **uvicorn_options(settings))
+        config.load()
+        http = WsgenHttpProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = FakeTransport()
+        http.connection_made(transport)
+        http.data_received(
+            b"GET /ws/probe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
+        )
+        protocol = transport.protocol
+        loop = asyncio.get_running_loop()
+        dequeued: list[Any] = []  # the ASGI events the session takes from the queue
+        next_message = protocol.next_message
+
+        def spy() -> Any:
+            message = next_message()
+            if message is not None:
+                dequeued.append(message)
+            return message
+
+        protocol.next_message = spy
+
+        async def read(data: bytes, expected: int) -> dict[str, Any]:
+            """Feed ``data`` as uvloop would, and wait for ``expected`` replies in all."""
+            seen: dict[str, Any] = {}
+
+            def callback() -> None:
+                assert asyncio.current_task() is None
+                protocol.data_received(data)
+                seen["pending"] = b"".join(protocol._pending)
+                seen["queued"] = protocol._inbox.qsize()
+
+            loop.call_soon(callback)
+            async with asyncio.timeout(TIMEOUT):
+                while len(replies(bytes(transport.written))) < expected:
+                    await asyncio.sleep(0.001)
+            return seen
+
+        def probe(ref: str) -> bytes:
+            return text({"type": "probe", "ref": ref})
+
+        await read(probe("1"), 1)  # the first message starts the connection's task
+        for _ in range(10):  # ... which then waits for the next one
+            await asyncio.sleep(0)
+        dequeued.clear()
+        seen = await read(probe("2"), 2)
+        assert b'"ref":"2"' in seen["pending"], seen  # answered inside the callback
+        assert seen["queued"] == 0 and dequeued == []  # as a str, not through the queue
+
+        seen = await read(text({"type": "sleep", "ref": "3"}) + probe("4"), 4)
+        assert seen["pending"] == b"" and seen["queued"] == 1  # "4" waits behind "3"
+        assert [json.loads(m["text"])["ref"] for m in dequeued] == ["4"]
+        refs = [reply["payload"]["ref"] for reply in replies(bytes(transport.written))]
+        assert refs == ["1", "2", "3", "4"]
+        assert [reply["event"] for reply in replies(bytes(transport.written))] == ["ack"] * 4
+        protocol.connection_lost(None)
+        for _ in range(10):
+            await asyncio.sleep(0)
