@@ -276,11 +276,9 @@ class RouteEndpoint:
             hook = event.handler
             if event.pipeline:
                 return self._pipeline(ctx, conn, inbound, hook, pipelined)
-        if pipelined:
-            # Everything a connection sends is answered and relayed in the order it came:
-            # a message that is not pipelined waits for the pipelined ones before it.
-            return self._invoke_after(ctx, conn, inbound, hook, pipelined)
-        return self._invoke(ctx, conn, inbound, hook)
+        # Everything a connection sends is answered and relayed in the order it came:
+        # a message that is not pipelined waits for the pipelined ones before it.
+        return self._invoke(ctx, conn, inbound, hook, pipelined)
 
     async def _reply_error(
         self,
@@ -309,21 +307,18 @@ class RouteEndpoint:
         pipelined[task] = None
         task.add_done_callback(pipelined.pop)
 
-    async def _invoke_after(
+    async def _invoke(
         self,
         ctx: Context,
         conn: Connection,
         inbound: Inbound,
         hook: MessageHook,
-        pipelined: dict[asyncio.Task[None], None],
+        after: dict[asyncio.Task[None], None] | None = None,
     ) -> None:
-        await _drain(pipelined)
-        await self._invoke(ctx, conn, inbound, hook)
-
-    async def _invoke(
-        self, ctx: Context, conn: Connection, inbound: Inbound, hook: MessageHook
-    ) -> None:
-        """Run a message's handler; its failures become `error` replies and one log record."""
+        """Run a message's handler, once the tasks in ``after`` are done; its failures
+        become `error` replies and one log record."""
+        if after:
+            await _drain(after)
         try:
             result = await hook(ctx, conn, inbound)
         except ClientError as err:

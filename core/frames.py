@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import struct
 
+_SHORT = tuple(bytes((0x81, length)) for length in range(126))
+"""The headers of frames shorter than 126 bytes (most replies): one tuple lookup each."""
+
 
 def text_frame_header(length: int) -> bytes:
     """The header of an unmasked, final text frame (server to client, RFC 6455 §5.2)."""
     if length < 126:
-        return bytes((0x81, length))
+        return _SHORT[length]
     if length < 1 << 16:
         return struct.pack("!BBH", 0x81, 126, length)
     return struct.pack("!BBQ", 0x81, 127, length)
-
-
-_SHORT = tuple(bytes((0x81, length)) for length in range(126))
-"""The headers of frames shorter than 126 bytes (most replies): one tuple lookup each."""
 
 
 class OutFrame:
@@ -32,8 +31,7 @@ class OutFrame:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        length = len(data)
-        self.wire = (_SHORT[length] if length < 126 else text_frame_header(length)) + data
+        self.wire = text_frame_header(len(data)) + data
         self._text: str | None = None
 
     @property
